@@ -1,0 +1,5 @@
+import sys
+
+from brainmri.cli.main import main
+
+sys.exit(main())

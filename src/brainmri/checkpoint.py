@@ -1,0 +1,250 @@
+"""Checkpoints: safetensors weights with the JSON metadata inside the same file.
+
+The metadata carries everything prediction needs, so nothing is re-typed at serving time:
+architecture (``model``), ``class_names``, ``task``, ``preprocess`` (image size, crop,
+normalisation), ``calibration`` (temperature), ``ood`` (guard thresholds), plus the training
+config, metrics, data fingerprint and library versions.
+
+Loading never unpickles anything: safetensors holds raw tensors and the metadata is JSON. A
+SHA-256 over the tensors detects corruption. Writes are atomic (temp file, fsync, rename).
+Used by both training and inference; imports nothing from training.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from brainmri.config import ModelConfig, PreprocessConfig, from_dict, to_dict
+from brainmri.errors import CheckpointError
+
+FORMAT = "brainmri-checkpoint"
+FORMAT_VERSION = 1
+META_KEY = "brainmri"
+
+
+@dataclass
+class CheckpointMeta:
+    """Everything about a trained model except its weights."""
+
+    model: ModelConfig
+    class_names: list[str]
+    preprocess: PreprocessConfig
+    task: str | None = None  # tumor4 | tumor2 | alzheimer4 | custom
+    calibration: dict[str, Any] = field(default_factory=lambda: {"temperature": 1.0})
+    ood: dict[str, Any] | None = None
+    train: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)  # dataset root, fingerprint, split counts
+    metrics: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    created: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def temperature(self) -> float:
+        return float((self.calibration or {}).get("temperature", 1.0))
+
+    def to_json(self) -> dict[str, Any]:
+        d = to_dict(self)
+        d["format"] = FORMAT
+        d["format_version"] = FORMAT_VERSION
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any], where: str = "") -> "CheckpointMeta":
+        if d.get("format") != FORMAT:
+            raise CheckpointError(f"{where}: not a brainmri checkpoint (format={d.get('format')!r})")
+        if int(d.get("format_version", 0)) > FORMAT_VERSION:
+            raise CheckpointError(f"{where}: checkpoint format {d.get('format_version')} is newer than this brainmri supports ({FORMAT_VERSION}); upgrade brainmri")
+        try:
+            return cls(
+                model=from_dict(ModelConfig, d["model"]),
+                class_names=list(d["class_names"]),
+                preprocess=from_dict(PreprocessConfig, d["preprocess"]),
+                task=d.get("task"),
+                calibration=d.get("calibration") or {"temperature": 1.0},
+                ood=d.get("ood"),
+                train=d.get("train") or {},
+                data=d.get("data") or {},
+                metrics=d.get("metrics") or {},
+                versions=d.get("versions") or {},
+                created=d.get("created", ""),
+                extra=d.get("extra") or {},
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"{where}: checkpoint metadata is incomplete or invalid ({exc})") from None
+
+
+def library_versions() -> dict[str, str]:
+    import brainmri
+
+    out = {"brainmri": brainmri.__version__, "torch": torch.__version__, "python": platform.python_version()}
+    for mod in ("timm", "lightning", "numpy"):
+        try:
+            out[mod] = __import__(mod).__version__
+        except Exception:  # noqa: BLE001
+            pass
+    return out
+
+
+def tensors_sha256(state: dict[str, torch.Tensor]) -> str:
+    h = hashlib.sha256()
+    for k in sorted(state):
+        t = state[k].detach().contiguous().cpu()
+        h.update(k.encode())
+        h.update(str(t.dtype).encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, meta: CheckpointMeta, dtype: torch.dtype | None = None) -> Path:
+    """Save ``model``'s weights and ``meta`` to one ``.safetensors`` file, atomically.
+
+    Args:
+        dtype: store floating tensors in this dtype (e.g. ``torch.float16`` for a bundled model).
+    """
+    from safetensors.torch import save
+
+    state = {}
+    for k, v in model.state_dict().items():
+        v = v.detach().cpu()
+        if dtype is not None and v.is_floating_point():
+            v = v.to(dtype)
+        state[k] = v.contiguous()
+    if not meta.created:
+        meta.created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    if not meta.versions:
+        meta.versions = library_versions()
+    payload = meta.to_json()
+    payload["sha256"] = tensors_sha256(state)
+    atomic_write_bytes(path, save(state, metadata={META_KEY: json.dumps(payload)}))
+    return Path(path)
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], CheckpointMeta]:
+    """Read weights and metadata, verifying format and checksum. No model is built."""
+    from safetensors import safe_open
+
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"{p}: checkpoint file not found")
+    try:
+        with open(p, "rb") as f:
+            head = f.read(8)
+        if len(head) < 8:
+            raise ValueError("file too short")
+        header_len = int.from_bytes(head, "little")
+        if header_len <= 0 or header_len > min(100_000_000, p.stat().st_size):
+            raise ValueError("bad header length")
+        state = {}
+        with safe_open(str(p), framework="pt") as f:
+            raw = (f.metadata() or {}).get(META_KEY)
+            for k in f.keys():
+                state[k] = f.get_tensor(k)
+    except CheckpointError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - safetensors raises several types on garbage
+        hint = " (it looks like a pickle-based .pt/.ckpt file, which brainmri refuses to load)" if _looks_like_pickle(p) else ""
+        raise CheckpointError(f"{p}: not a valid safetensors checkpoint{hint}: {exc}") from None
+    if raw is None:
+        raise CheckpointError(f"{p}: safetensors file has no brainmri metadata (not a brainmri checkpoint)")
+    try:
+        payload = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{p}: checkpoint metadata is not valid JSON ({exc})") from None
+    meta = CheckpointMeta.from_json(payload, where=str(p))
+    expected = payload.get("sha256")
+    if expected and tensors_sha256(state) != expected:
+        raise CheckpointError(f"{p}: checksum mismatch: the weights are corrupt")
+    return state, meta
+
+
+def _looks_like_pickle(p: Path) -> bool:
+    try:
+        with open(p, "rb") as f:
+            start = f.read(4)
+    except OSError:
+        return False
+    return start[:2] in (b"\x80\x02", b"\x80\x04", b"\x80\x05") or start[:2] == b"PK"
+
+
+def build_model_from_meta(meta: CheckpointMeta) -> nn.Module:
+    from brainmri.models import create_model
+
+    m = meta.model
+    return create_model(
+        m.name,
+        num_classes=meta.num_classes,
+        in_chans=meta.preprocess.in_chans,
+        pretrained=False,
+        pretrained_weights=None,
+        head=m.head,
+        head_hidden=m.head_hidden,
+        drop_rate=m.drop_rate,
+        image_size=meta.preprocess.image_size,
+    )
+
+
+def load_checkpoint(path: str | Path, expect_classes: list[str] | None = None, expect_model: str | None = None) -> tuple[nn.Module, CheckpointMeta]:
+    """Build the model described by a checkpoint and load its weights (fp32, eval mode).
+
+    Raises:
+        CheckpointError: missing/corrupt/unsafe file, or weights that do not fit the architecture
+            or the expected classes.
+    """
+    state, meta = read_checkpoint(path)
+    if expect_classes is not None and list(expect_classes) != meta.class_names:
+        raise CheckpointError(f"{path}: checkpoint classes {meta.class_names} do not match the expected {list(expect_classes)}")
+    if expect_model is not None and expect_model != meta.model.name:
+        raise CheckpointError(f"{path}: checkpoint architecture {meta.model.name} does not match the requested {expect_model}")
+    model = build_model_from_meta(meta)
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    bad_shape = [k for k in own if k in state and own[k].shape != state[k].shape]
+    if missing or unexpected or bad_shape:
+        detail = "; ".join(
+            s
+            for s in (
+                f"missing {len(missing)} tensors (e.g. {missing[0]})" if missing else "",
+                f"{len(unexpected)} unexpected tensors (e.g. {unexpected[0]})" if unexpected else "",
+                f"shape mismatch for {bad_shape[0]}: {tuple(state[bad_shape[0]].shape)} vs {tuple(own[bad_shape[0]].shape)}" if bad_shape else "",
+            )
+            if s
+        )
+        raise CheckpointError(f"{path}: weights do not match architecture {meta.model.name} with {meta.num_classes} classes: {detail}")
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
+    model.eval()
+    return model, meta

@@ -1,0 +1,1 @@
+"""The ``brainmri`` command: one entry point, one module per subcommand."""

@@ -1,0 +1,260 @@
+"""Typed configuration: dataclasses with defaults are the source of truth.
+
+YAML files fill them (``load_run_config``), CLI flags override (``apply_overrides``). Every value
+is validated early (``validate``) with a message naming the field and the valid choices.
+Configs are plain data: they serialise to JSON for checkpoints and never evaluate code.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+from brainmri.errors import ConfigError
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class PreprocessConfig:
+    """How a decoded image becomes a model input. Saved in every checkpoint; applied identically
+    at training and prediction time."""
+
+    image_size: int = 224  # square side in pixels after crop + resize (cubic)
+    crop: bool = True  # brain crop (seed 004): blur, threshold, morphology, largest contour
+    crop_blur: int = 5  # Gaussian kernel size (odd) before thresholding
+    crop_threshold: int = 45  # gray level (0-255) separating brain from background
+    crop_erode: int = 2  # erosion iterations to drop specks
+    crop_dilate: int = 2  # dilation iterations to restore the mask
+    crop_margin: float = 0.02  # margin added around the contour, as a fraction of its size
+    percentile_clip: tuple[float, float] | None = (0.5, 99.5)  # per-image intensity window, or None
+    mean: float = 0.5  # normalisation after scaling to [0, 1]
+    std: float = 0.25
+    in_chans: int = 1  # 1: grayscale into a first conv adapted to one channel; 3: replicated
+
+
+@dataclass
+class AugmentConfig:
+    """Training-only augmentation (seed 001: rotation, shift, zoom, flip, shear; seed 004:
+    sharpness) plus source-robustness levers (intensity, blur, noise, resolution, JPEG)."""
+
+    enabled: bool = True
+    rotation: float = 15.0  # degrees, uniform in [-rotation, rotation]
+    shift: float = 0.1  # fraction of width / height
+    zoom: float = 0.1  # scale in [1 - zoom, 1 + zoom]
+    shear: float = 8.0  # degrees
+    hflip: float = 0.5  # probability
+    sharpness: float = 0.0  # probability of a random sharpness change (seed 004)
+    brightness: float = 0.1  # +- fraction
+    contrast: float = 0.1  # +- fraction
+    gamma: float = 0.0  # +- log-gamma range (0 disables)
+    blur: float = 0.0  # probability of a Gaussian blur
+    noise: float = 0.0  # std of additive Gaussian noise (in [0, 1] intensity units)
+    downscale: float = 0.0  # probability of down- then up-sampling (resolution augmentation)
+    jpeg: float = 0.0  # probability of JPEG re-compression at quality 30-95
+
+
+@dataclass
+class DataConfig:
+    """Where the images are and how they are split and labelled."""
+
+    root: str = ""  # dataset folder (split folders, class folders, a CSV or an NPZ file)
+    preset: str | None = None  # tumor4 | tumor2 | alzheimer4 (fills class_names / class_map)
+    class_names: list[str] | None = None  # explicit class order; default: sorted folder names
+    class_map: dict[str, str] | None = None  # merge classes, e.g. {"glioma": "tumor", ...}
+    csv: str | None = None  # CSV mapping image paths to labels
+    csv_path_column: str = "Image"
+    csv_label_column: str = "Class"
+    csv_label_names: dict[str, str] | None = None  # e.g. {"0": "notumor", "1": "tumor"}
+    npz_images_key: str | None = None  # default: first of images/x/X/data
+    npz_labels_key: str | None = None  # default: first of labels/y/Y/target
+    split: str = "auto"  # auto (use folders, else stratified) | stratified | leak-free
+    val_ratio: float = 0.1
+    test_ratio: float = 0.1
+    seed: int = 42
+    near_duplicate_threshold: int = 6  # perceptual-hash Hamming distance for the leak-free split
+    max_pixels: int = 50_000_000  # refuse larger images (decompression bombs)
+    cache_dir: str | None = None  # decoded+cropped+resized image cache; None disables
+    balanced_sampler: bool = False
+    class_weights: str | None = "balanced"  # balanced | None
+
+
+@dataclass
+class ModelConfig:
+    """Which network. Any timm name passes through; see brainmri.models for the named zoo."""
+
+    name: str = "resnet18"
+    pretrained: bool = False  # ImageNet weights through timm's hub (needs internet)
+    pretrained_weights: str | None = None  # local safetensors / state-dict file instead of the hub
+    head: str = "linear"  # linear | mlp (seed 001: global pool -> dense -> dropout -> output)
+    head_hidden: int = 256
+    drop_rate: float = 0.2
+    aux_tumor_head: bool = False  # extra tumor-presence logit trained on binary labels
+
+
+@dataclass
+class TrainConfig:
+    """Training recipe: two-phase fine-tuning (seeds 000/001), optimiser, schedule, stopping."""
+
+    epochs: int = 10  # phase-2 (or single-phase) epochs
+    head_epochs: int = 0  # phase 1: head only on a frozen backbone (0 skips the phase)
+    unfreeze: str = "all"  # phase 2: "all" or the number of last backbone blocks to unfreeze
+    lr: float = 1e-3
+    head_lr: float = 1e-3
+    optimizer: str = "adamw"  # adam | adamw
+    weight_decay: float = 1e-4
+    schedule: str = "cosine"  # cosine (with warmup) | plateau | none
+    warmup_epochs: float = 0.5
+    label_smoothing: float = 0.0
+    batch_size: int = 32
+    num_workers: int = 0
+    early_stopping_patience: int = 0  # 0 disables
+    monitor: str = "val_macro_f1"  # val_loss | val_acc | val_macro_f1
+    precision: str = "auto"  # auto | 32 | bf16-mixed | 16-mixed
+    channels_last: bool = True
+    devices: str = "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"  # auto | ddp | ddp_spawn | ...
+    accelerator: str = "auto"
+    seed: int = 42
+    deterministic: bool = False
+    output_dir: str = "runs"
+    run_name: str | None = None
+    max_train_batches: float | int | None = None  # limit per epoch (debug / smoke runs)
+
+
+@dataclass
+class RunConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+# ----------------------------------------------------------------------------------------------
+# (de)serialisation
+
+
+def to_dict(cfg: Any) -> Any:
+    """Dataclass (nested) -> plain JSON-able dict."""
+    if is_dataclass(cfg):
+        return {f.name: to_dict(getattr(cfg, f.name)) for f in fields(cfg)}
+    if isinstance(cfg, (list, tuple)):
+        return [to_dict(v) for v in cfg]
+    if isinstance(cfg, dict):
+        return {str(k): to_dict(v) for k, v in cfg.items()}
+    return cfg
+
+
+def from_dict(cls: type, data: dict[str, Any] | None, where: str = "") -> Any:
+    """Build dataclass ``cls`` from a dict, refusing unknown keys with a clear message."""
+    data = dict(data or {})
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"unknown config field(s) {', '.join(where + k for k in unknown)}; "
+            f"valid fields{' of ' + where.rstrip('.') if where else ''}: {', '.join(known)}"
+        )
+    kwargs = {}
+    for name, f in known.items():
+        if name not in data:
+            continue
+        value = data[name]
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        if is_dataclass(default) and isinstance(value, dict):
+            value = from_dict(type(default), value, where=f"{where}{name}.")
+        elif name == "percentile_clip" and value is not None:
+            value = tuple(float(v) for v in value)
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def load_run_config(path: str | Path | None = None, data: dict | None = None) -> RunConfig:
+    """RunConfig from a YAML file (or a dict), defaults filling the rest."""
+    if path is not None:
+        import yaml
+
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"{p}: config file not found")
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: not valid YAML ({exc})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{p}: expected a mapping with sections data/preprocess/augment/model/train")
+    cfg = from_dict(RunConfig, data or {})
+    validate(cfg)
+    return cfg
+
+
+def apply_overrides(cfg: Any, overrides: dict[str, Any]) -> Any:
+    """Set dotted fields (``{"train.lr": 1e-4}``); ``None`` values are ignored (flag not given)."""
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        target = cfg
+        parts = key.split(".")
+        for part in parts[:-1]:
+            target = getattr(target, part)
+        if not hasattr(target, parts[-1]):
+            raise ConfigError(f"unknown config field {key}")
+        setattr(target, parts[-1], value)
+    return cfg
+
+
+def _choice(value: Any, name: str, choices: tuple) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r} is not valid; choose one of: {', '.join(map(str, choices))}")
+
+
+def validate(cfg: RunConfig) -> RunConfig:
+    """Check values early; raise ConfigError naming the field and the valid choices."""
+    p, d, t, m = cfg.preprocess, cfg.data, cfg.train, cfg.model
+    if not (16 <= int(p.image_size) <= 1024):
+        raise ConfigError(f"preprocess.image_size={p.image_size} must be between 16 and 1024")
+    _choice(p.in_chans, "preprocess.in_chans", (1, 3))
+    if p.percentile_clip is not None:
+        lo, hi = p.percentile_clip
+        if not (0 <= lo < hi <= 100):
+            raise ConfigError(f"preprocess.percentile_clip={p.percentile_clip} must satisfy 0 <= low < high <= 100")
+    if p.std <= 0:
+        raise ConfigError("preprocess.std must be > 0")
+    _choice(d.split, "data.split", ("auto", "stratified", "leak-free"))
+    if d.preset is not None:
+        _choice(d.preset, "data.preset", ("tumor4", "tumor2", "alzheimer4"))
+    for name in ("val_ratio", "test_ratio"):
+        v = getattr(d, name)
+        if not (0 <= v < 1):
+            raise ConfigError(f"data.{name}={v} must be in [0, 1)")
+    if d.val_ratio + d.test_ratio >= 1:
+        raise ConfigError("data.val_ratio + data.test_ratio must be < 1")
+    _choice(d.class_weights, "data.class_weights", ("balanced", None))
+    _choice(m.head, "model.head", ("linear", "mlp"))
+    _choice(t.optimizer, "train.optimizer", ("adam", "adamw"))
+    _choice(t.schedule, "train.schedule", ("cosine", "plateau", "none"))
+    _choice(t.monitor, "train.monitor", ("val_loss", "val_acc", "val_macro_f1"))
+    _choice(t.precision, "train.precision", ("auto", "32", "32-true", "bf16-mixed", "16-mixed"))
+    if t.epochs < 0 or t.head_epochs < 0 or (t.epochs + t.head_epochs) == 0:
+        raise ConfigError("train.epochs + train.head_epochs must be > 0")
+    if t.batch_size < 1:
+        raise ConfigError("train.batch_size must be >= 1")
+    if t.unfreeze != "all":
+        try:
+            if int(t.unfreeze) < 0:
+                raise ValueError
+        except ValueError:
+            raise ConfigError(f"train.unfreeze={t.unfreeze!r} must be 'all' or a block count >= 0") from None
+    return cfg
+
+
+def config_hash(cfg: Any) -> str:
+    """Stable short hash of a config (for cache keys and run fingerprints)."""
+    import hashlib
+
+    blob = json.dumps(to_dict(cfg), sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
