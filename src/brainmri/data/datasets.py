@@ -4,32 +4,34 @@ Layouts (see :func:`load_dataset`):
   * split folders ``Training/ [Validation/] Testing/`` (or ``train/ val/ test/``, any case),
     one subfolder per class;
   * a flat folder of class subfolders (no split): stratified split by seed;
-  * a CSV mapping image paths to labels; an NPZ of images + labels.
+  * a CSV mapping image paths to labels (``DataConfig.csv``, or a single CSV in the root);
+  * an NPZ of images + labels (the root is the ``.npz`` file, or a folder holding one).
 
-The result is a :class:`DatasetIndex`: class names (sorted, stored) and a list of
-:class:`Sample` records, each with its split. Nothing is decoded here.
+Presets and class maps (:mod:`brainmri.data.presets`) rename and merge labels. The result is a
+:class:`DatasetIndex`: class names (sorted, stored) and a list of :class:`Sample` records, each
+with its split. Nothing is decoded here (NPZ arrays are loaded, not prepared).
 """
 from __future__ import annotations
 
+import logging
 import random
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from brainmri.config import SPLITS, DataConfig
 from brainmri.data.io import is_hidden, is_image_name
-from brainmri.errors import DatasetError
+from brainmri.data.presets import map_class, resolve_classes
+from brainmri.data.sources import SPLIT_ALIASES, RawSample, read_csv_labels, read_npz, sniff_csv
+from brainmri.errors import ConfigError, DatasetError
 
-SPLIT_ALIASES = {
-    "train": "train", "training": "train",
-    "val": "val", "valid": "val", "validation": "val",
-    "test": "test", "testing": "test",
-}
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Sample:
-    """One labelled image. ``index`` is set for members of an in-memory array (NPZ)."""
+    """One labelled image. ``index`` is set for members of an in-memory array (NPZ); then
+    ``path`` reads ``file.npz#index``."""
 
     path: str
     label: int
@@ -39,12 +41,15 @@ class Sample:
 
 @dataclass
 class DatasetIndex:
+    """Class names (in label order) and every sample with its split."""
+
     root: str
     class_names: list[str]
     samples: list[Sample]
-    skipped: dict[str, int] = field(default_factory=dict)  # reason -> count (hidden, non-image...)
+    skipped: dict[str, int] = field(default_factory=dict)  # reason -> count: hidden, not_image
     arrays: object | None = None  # NPZ image array when samples refer to it by ``index``
     official_split: bool = False  # True when splits came from the dataset's own folders/files
+    layout: str = ""  # split | flat | csv | npz
 
     def split(self, name: str) -> list[Sample]:
         return [s for s in self.samples if s.split == name]
@@ -86,6 +91,10 @@ def stratified_split(items: list, labels: list[int], ratios: dict[str, float], s
     return out
 
 
+# ----------------------------------------------------------------------------------------------
+# folder layouts
+
+
 def _list_class_folders(folder: Path, skipped: Counter) -> dict[str, list[Path]]:
     classes: dict[str, list[Path]] = {}
     for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
@@ -96,64 +105,211 @@ def _list_class_folders(folder: Path, skipped: Counter) -> dict[str, list[Path]]
             if f.is_dir():
                 continue
             if is_hidden(f):
-                skipped["hidden file"] += 1
+                skipped["hidden"] += 1
             elif not is_image_name(f):
-                skipped["not an image file"] += 1
+                skipped["not_image"] += 1
             else:
                 files.append(f)
         classes[sub.name] = files
     return classes
 
 
-def load_dataset(cfg: DataConfig) -> DatasetIndex:
-    """Find the images under ``cfg.root`` and assign each a class and a split.
+def _split_dirs(root: Path) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for p in sorted(root.iterdir()):
+        if p.is_dir() and p.name.lower() in SPLIT_ALIASES:
+            split = SPLIT_ALIASES[p.name.lower()]
+            if split in found:
+                raise DatasetError(f"{root}: two folders for split '{split}': {found[split].name} and {p.name}")
+            found[split] = p
+    return found
 
-    Raises:
-        DatasetError: missing folder, empty class, class missing from a split, and so on;
-            the message names the folder or class.
-    """
-    root = Path(cfg.root)
-    if not root.exists():
-        raise DatasetError(f"{root}: dataset folder not found")
-    if not root.is_dir():
-        raise DatasetError(f"{root}: expected a dataset folder")
-    skipped: Counter = Counter()
-    split_dirs = {SPLIT_ALIASES[p.name.lower()]: p for p in root.iterdir() if p.is_dir() and p.name.lower() in SPLIT_ALIASES}
-    per_split: dict[str, dict[str, list[Path]]] = {}
-    if split_dirs:
-        for split, folder in split_dirs.items():
-            per_split[split] = _list_class_folders(folder, skipped)
-    else:
-        per_split["all"] = _list_class_folders(root, skipped)
+
+def _read_folders(root: Path, skipped: Counter) -> tuple[list[RawSample], bool]:
+    """Records from split folders (official split) or class folders (no split)."""
+    split_dirs = _split_dirs(root)
+    per_split = {s: _list_class_folders(d, skipped) for s, d in split_dirs.items()} or {"": _list_class_folders(root, skipped)}
     names = sorted({c for classes in per_split.values() for c in classes})
     if not names:
         raise DatasetError(f"{root}: no class subfolders found (expected e.g. {root}/<class>/*.jpg or {root}/Training/<class>/...)")
+    records = []
     for split, classes in per_split.items():
+        where = split_dirs.get(split, root)
         for c in names:
             if c not in classes:
-                raise DatasetError(f"{root}: class '{c}' is missing from split '{split}' ({split_dirs.get(split, root)})")
+                raise DatasetError(f"{where}: class '{c}' is missing from split '{split}' (no folder {where / c})")
             if not classes[c]:
-                raise DatasetError(f"{root}: class '{c}' has no images in split '{split}' ({split_dirs.get(split, root) / c})")
-    class_names = list(cfg.class_names) if cfg.class_names else names
-    label_of = {c: i for i, c in enumerate(class_names)}
-    for c in names:
-        if c not in label_of:
-            raise DatasetError(f"{root}: folder class '{c}' is not one of the configured classes {class_names}")
+                raise DatasetError(f"{where / c}: class '{c}' has no images" + (f" in split '{split}'" if split else ""))
+            records += [RawSample(str(f), c, split or None, None, str(f)) for f in classes[c]]
+    return records, bool(split_dirs)
 
-    samples: list[Sample] = []
-    if "all" in per_split:
-        items = [(str(f), label_of[c]) for c in names for f in per_split["all"][c]]
-        parts = stratified_split(items, [lab for _, lab in items], {"val": cfg.val_ratio, "test": cfg.test_ratio}, cfg.seed)
-        for split in SPLITS:
-            samples += [Sample(p, lab, split) for p, lab in parts.get(split, [])]
-        official = False
+
+# ----------------------------------------------------------------------------------------------
+# labels
+
+
+def _is_int(text: str) -> bool:
+    try:
+        return float(text) == int(float(text))
+    except (ValueError, OverflowError):
+        return False
+
+
+def _resolve_labels(
+    records: list[RawSample], cfg: DataConfig, coded: bool, code_names: list[str] | None
+) -> tuple[list[str], list[int]]:
+    """Turn raw label strings into class names and label indices (presets, class maps, codes)."""
+    fixed, class_map = resolve_classes(cfg)
+    label_names = {str(k): str(v) for k, v in (cfg.csv_label_names or {}).items()}
+    codes = code_names or fixed
+    names: list[str] = []
+    for r in records:
+        raw = r.label.strip()
+        if label_names:
+            if raw not in label_names and not (_is_int(raw) and str(int(float(raw))) in label_names):
+                raise DatasetError(f"{r.where}: unknown label {raw!r} (data.csv_label_names has: {', '.join(label_names)})")
+            raw = label_names.get(raw) or label_names[str(int(float(raw)))]
+        elif coded and codes and _is_int(raw):
+            i = int(float(raw))
+            if not 0 <= i < len(codes):
+                raise DatasetError(f"{r.where}: unknown label {raw!r} (label codes must be 0..{len(codes) - 1} for classes {codes})")
+            raw = codes[i]
+        if not raw:
+            raise DatasetError(f"{r.where}: empty label")
+        names.append(map_class(raw, class_map))
+    if fixed is None:
+        found = set(names)
+        if coded and all(_is_int(n) for n in found):
+            class_names = [str(v) for v in sorted({int(float(n)) for n in found})]
+            names = [str(int(float(n))) for n in names]
+        else:
+            class_names = sorted(found)
     else:
-        for split, classes in per_split.items():
-            samples += [Sample(str(f), label_of[c], split) for c in names for f in classes[c]]
-        if "val" not in per_split:
-            train = [s for s in samples if s.split == "train"]
-            parts = stratified_split(train, [s.label for s in train], {"val": cfg.val_ratio or 0.1}, cfg.seed)
-            moved = {id(s) for s in parts["val"]}
-            samples = [Sample(s.path, s.label, "val") if id(s) in moved else s for s in samples]
-        official = True
-    return DatasetIndex(str(root), class_names, samples, dict(skipped), official_split=official)
+        class_names = list(fixed)
+    lower = {c.lower(): c for c in class_names}
+    index = {c: i for i, c in enumerate(class_names)}
+    labels = []
+    for r, n in zip(records, names):
+        n = n if n in index else lower.get(n.lower(), n)
+        if n not in index:
+            kind = "folder class" if not coded else "label"
+            raise DatasetError(f"{r.where}: {kind} {n!r} is not one of the configured classes {class_names} (set data.class_map or data.preset)")
+        labels.append(index[n])
+    present = set(labels)
+    for i, c in enumerate(class_names):
+        if i not in present:
+            raise DatasetError(f"{cfg.root}: class '{c}' has no images (classes: {class_names})")
+    return class_names, labels
+
+
+# ----------------------------------------------------------------------------------------------
+# splits
+
+
+def _check_splits(samples: list[Sample], class_names: list[str], root: str) -> None:
+    for split in sorted({s.split for s in samples}):
+        present = {s.label for s in samples if s.split == split}
+        for i, c in enumerate(class_names):
+            if i not in present:
+                raise DatasetError(f"{root}: class '{c}' is missing from split '{split}'")
+
+
+def _carve(samples: list[Sample], split: str, ratio: float, seed: int) -> list[Sample]:
+    """Move a stratified ``ratio`` of the training samples to ``split``."""
+    train = [s for s in samples if s.split == "train"]
+    moved = {id(s) for s in stratified_split(train, [s.label for s in train], {split: ratio}, seed)[split]}
+    return [replace(s, split=split) if id(s) in moved else s for s in samples]
+
+
+def _assign_splits(samples: list[Sample], official: bool, cfg: DataConfig, class_names: list[str]) -> list[Sample]:
+    if cfg.split == "stratified" or not official:
+        parts = stratified_split(samples, [s.label for s in samples], {"val": cfg.val_ratio, "test": cfg.test_ratio}, cfg.seed)
+        return [replace(s, split=split) for split in SPLITS for s in parts.get(split, [])]
+    present = {s.split for s in samples}
+    if "train" not in present:
+        raise DatasetError(f"{cfg.root}: no training split found (splits present: {', '.join(sorted(present))})")
+    _check_splits(samples, class_names, cfg.root)
+    if "val" not in present:  # carve validation from training, stratified, by seed
+        samples = _carve(samples, "val", cfg.val_ratio or 0.1, cfg.seed)
+    if "test" not in present and cfg.test_ratio > 0:
+        samples = _carve(samples, "test", cfg.test_ratio, cfg.seed + 1)
+    return samples
+
+
+def _leak_free(index: DatasetIndex, cfg: DataConfig) -> DatasetIndex:
+    try:
+        from brainmri.data.audit import leak_free_split
+    except ModuleNotFoundError as exc:
+        if exc.name != "brainmri.data.audit":
+            raise
+        raise ConfigError("data.split='leak-free' is unavailable: brainmri.data.audit is not installed") from None
+    except ImportError:
+        raise ConfigError("data.split='leak-free' is unavailable: brainmri.data.audit has no leak_free_split") from None
+    return leak_free_split(index, threshold=cfg.near_duplicate_threshold, val_ratio=cfg.val_ratio, test_ratio=cfg.test_ratio, seed=cfg.seed)
+
+
+# ----------------------------------------------------------------------------------------------
+# entry point
+
+
+def _find_source(root: Path, cfg: DataConfig) -> tuple[str, Path]:
+    """Which layout ``root`` holds: (layout, path of the folder / CSV / NPZ)."""
+    if cfg.csv:
+        csv = Path(cfg.csv)
+        for cand in ([csv] if csv.is_absolute() else [root / csv, csv]):
+            if cand.is_file():
+                return "csv", cand
+        raise DatasetError(f"{cfg.csv}: CSV file not found (data.csv; looked in {root} and the working folder)")
+    if not root.exists():
+        raise DatasetError(f"{root}: dataset folder not found")
+    if root.is_file():
+        suffix = root.suffix.lower()
+        if suffix in (".npz", ".csv"):
+            return suffix[1:], root
+        raise DatasetError(f"{root}: expected a dataset folder, a .csv or a .npz file")
+    if _split_dirs(root):
+        return "folders", root
+    csvs = [p for p in sorted(root.glob("*.csv")) if not is_hidden(p) and sniff_csv(p, cfg)]
+    if len(csvs) == 1:
+        return "csv", csvs[0]
+    if any(p.is_dir() and not is_hidden(p) for p in root.iterdir()):
+        return "folders", root
+    npzs = [p for p in sorted(root.glob("*.npz")) if not is_hidden(p)]
+    if len(npzs) == 1:
+        return "npz", npzs[0]
+    raise DatasetError(f"{root}: no split folders, class subfolders, labels CSV or NPZ file found")
+
+
+def load_dataset(cfg: DataConfig) -> DatasetIndex:
+    """Find the images under ``cfg.root`` and assign each a class and a split.
+
+    Class names come from ``cfg.class_names``, else the preset, else the sorted label names
+    found; ``cfg.class_map`` (or the preset's) merges labels. With split folders, missing
+    validation (and test) splits are carved from training, stratified by ``cfg.seed``; without,
+    everything is split ``1 - val - test / val / test`` stratified. ``cfg.split`` can force
+    ``stratified`` or ``leak-free`` (near-duplicates kept within one split).
+
+    Raises:
+        DatasetError: missing folder, empty class, class missing from a split, CSV row naming a
+            missing file or an unknown label, unreadable NPZ, and so on; the message names it.
+    """
+    root = Path(cfg.root)
+    skipped: Counter = Counter()
+    layout, path = _find_source(root, cfg)
+    arrays, code_names = None, None
+    if layout == "folders":
+        records, official = _read_folders(path, skipped)
+        layout = "split" if official else "flat"
+    elif layout == "csv":
+        records, official = read_csv_labels(path, root if root.is_dir() else path.parent, cfg)
+    else:
+        arrays, records, code_names, official = read_npz(path, cfg)
+    class_names, labels = _resolve_labels(records, cfg, coded=layout in ("csv", "npz"), code_names=code_names)
+    samples = [Sample(r.path, lab, r.split or "train", r.index) for r, lab in zip(records, labels)]
+    samples = _assign_splits(samples, official, cfg, class_names)
+    if skipped:
+        total = sum(skipped.values())
+        parts = [f"{skipped['hidden']} hidden"] * bool(skipped["hidden"]) + [f"{skipped['not_image']} not images"] * bool(skipped["not_image"])
+        logger.warning("%s: skipped %d files: %s", root, total, ", ".join(parts))
+    index = DatasetIndex(str(root), class_names, samples, {k: v for k, v in skipped.items() if v}, arrays, official and cfg.split == "auto", layout)
+    return _leak_free(index, cfg) if cfg.split == "leak-free" else index

@@ -1,0 +1,50 @@
+"""Class imbalance levers: loss weights and a balanced sampler (the Alzheimer set has 64
+Moderate_Demented images against 3,200 Non_Demented)."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import WeightedRandomSampler
+
+
+def class_counts(labels: Sequence[int], num_classes: int) -> np.ndarray:
+    """Images per class, ``(num_classes,)``; labels outside ``0..num_classes-1`` raise ValueError."""
+    arr = np.asarray(labels, dtype=np.int64).reshape(-1)
+    if arr.size and (arr.min() < 0 or arr.max() >= num_classes):
+        raise ValueError(f"labels must lie in 0..{num_classes - 1}, got {int(arr.min())}..{int(arr.max())}")
+    return np.bincount(arr, minlength=num_classes)
+
+
+def class_weights(labels: Sequence[int], num_classes: int) -> torch.Tensor:
+    """'balanced' loss weights, as scikit-learn's ``compute_class_weight``:
+    ``n_samples / (n_classes * count[c])``. A class with no samples gets weight 0 (nothing to weigh).
+
+    Example:
+        >>> class_weights([0, 0, 0, 1], 2).tolist()
+        [0.6666666865348206, 2.0]
+    """
+    counts = class_counts(labels, num_classes).astype(np.float64)
+    n = counts.sum()
+    if n == 0:
+        raise ValueError("class_weights needs at least one label")
+    weights = np.divide(n, num_classes * counts, out=np.zeros_like(counts), where=counts > 0)
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+def balanced_sampler(labels: Sequence[int], num_samples: int | None = None, seed: int | None = None) -> WeightedRandomSampler:
+    """Sampler drawing every class equally often on average (with replacement).
+
+    Args:
+        labels: label of each dataset item, in dataset order.
+        num_samples: draws per epoch (default: ``len(labels)``).
+        seed: makes the draws reproducible.
+    """
+    arr = np.asarray(labels, dtype=np.int64).reshape(-1)
+    if arr.size == 0:
+        raise ValueError("balanced_sampler needs at least one label")
+    counts = np.bincount(arr)
+    weights = torch.as_tensor(1.0 / counts[arr], dtype=torch.double)
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    return WeightedRandomSampler(weights, num_samples or len(arr), replacement=True, generator=generator)

@@ -1,0 +1,219 @@
+"""Readers for labelled tables: a CSV mapping image files to labels, and an NPZ of arrays.
+
+Both return :class:`RawSample` records (path, raw label text, optional split, optional array
+index, and ``where`` — how to name the record in an error). Turning raw labels into class
+indices (presets, class maps, integer codes) is :mod:`brainmri.data.datasets`' job.
+"""
+from __future__ import annotations
+
+import csv
+import zipfile
+from collections import defaultdict
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from brainmri.config import DataConfig
+from brainmri.data.io import is_hidden, is_image_name
+from brainmri.errors import DatasetError
+
+SPLIT_ALIASES = {
+    "train": "train", "training": "train",
+    "val": "val", "valid": "val", "validation": "val",
+    "test": "test", "testing": "test",
+}
+NPZ_IMAGE_KEYS = ("images", "image", "x", "X", "data", "imgs", "image_data", "arr_0")
+NPZ_LABEL_KEYS = ("labels", "label", "y", "Y", "target", "targets", "classes", "arr_1")
+
+
+class RawSample(NamedTuple):
+    path: str
+    label: str  # raw label text (a name or an integer code)
+    split: str | None  # train / val / test when the source says so
+    index: int | None  # member index for array sources
+    where: str  # how to name this record in an error message
+
+
+# ----------------------------------------------------------------------------------------------
+# CSV
+
+
+def _column(fieldnames: list[str], wanted: str) -> str | None:
+    if wanted in fieldnames:
+        return wanted
+    lowered = {f.strip().lower(): f for f in fieldnames}
+    return lowered.get(wanted.strip().lower())
+
+
+def sniff_csv(path: Path, cfg: DataConfig) -> bool:
+    """True when ``path`` is a CSV whose header has the configured path and label columns."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            header = next(csv.reader(fh), [])
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return False
+    return _column(header, cfg.csv_path_column) is not None and _column(header, cfg.csv_label_column) is not None
+
+
+class _FileFinder:
+    """Resolves a CSV's image reference: a path relative to the CSV's folder or the root, or a
+    bare file name / name without extension found anywhere below them."""
+
+    def __init__(self, bases: list[Path]):
+        self.bases = list(dict.fromkeys(b.resolve() for b in bases))
+        self._by_name: dict[str, list[Path]] | None = None
+        self._by_stem: dict[str, list[Path]] = defaultdict(list)
+
+    def _build(self) -> None:
+        self._by_name = defaultdict(list)
+        seen = set()
+        for base in self.bases:
+            for f in base.rglob("*"):
+                if f in seen or not f.is_file() or is_hidden(f) or not is_image_name(f):
+                    continue
+                seen.add(f)
+                self._by_name[f.name].append(f)
+                self._by_stem[f.stem].append(f)
+
+    def find(self, ref: str) -> list[Path]:
+        rel = Path(ref)
+        if rel.is_absolute():
+            return [rel] if rel.is_file() else []
+        for base in self.bases:
+            if (base / rel).is_file():
+                return [base / rel]
+        if self._by_name is None:
+            self._build()
+        return self._by_name.get(rel.name) or self._by_stem.get(rel.name, [])
+
+
+def read_csv_labels(csv_path: Path, root: Path, cfg: DataConfig) -> tuple[list[RawSample], bool]:
+    """Records from a labels CSV (columns ``cfg.csv_path_column``, ``cfg.csv_label_column`` and an
+    optional ``split``). Returns ``(records, has_split_column)``.
+
+    Raises:
+        DatasetError: missing columns, an empty table, or a row naming a missing / ambiguous file
+            (the message names the row, its line and the value).
+    """
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            fields = list(reader.fieldnames or [])
+            path_col, label_col = _column(fields, cfg.csv_path_column), _column(fields, cfg.csv_label_column)
+            missing = [c for c, got in ((cfg.csv_path_column, path_col), (cfg.csv_label_column, label_col)) if got is None]
+            if missing:
+                raise DatasetError(f"{csv_path}: missing column(s) {', '.join(missing)} (columns: {', '.join(fields) or 'none'}; "
+                                   "set data.csv_path_column / data.csv_label_column)")
+            split_col = _column(fields, "split")
+            rows = [(i, reader.line_num, row) for i, row in enumerate(reader, start=1)]
+    except UnicodeDecodeError:
+        raise DatasetError(f"{csv_path}: not a text CSV file (cannot decode as UTF-8)") from None
+    except csv.Error as exc:
+        raise DatasetError(f"{csv_path}: malformed CSV ({exc})") from None
+    if not rows:
+        raise DatasetError(f"{csv_path}: no rows below the header")
+    finder = _FileFinder([csv_path.parent, root])
+    records = []
+    for i, line, row in rows:
+        where = f"{csv_path}, row {i} (line {line})"
+        ref = (row.get(path_col) or "").strip()
+        if not ref:
+            raise DatasetError(f"{where}: empty {path_col!r} value")
+        found = finder.find(ref)
+        if not found:
+            raise DatasetError(f"{where}: image {ref!r} not found (looked under {' and '.join(map(str, finder.bases))})")
+        if len(found) > 1:
+            raise DatasetError(f"{where}: image {ref!r} is ambiguous ({', '.join(map(str, found[:3]))}); give a relative path")
+        split = None
+        if split_col:
+            value = (row.get(split_col) or "").strip().lower()
+            if value not in SPLIT_ALIASES:
+                raise DatasetError(f"{where}: unknown split {value!r} (use train / val / test)")
+            split = SPLIT_ALIASES[value]
+        records.append(RawSample(str(found[0]), (row.get(label_col) or "").strip(), split, None, where + f" ({ref!r})"))
+    return records, split_col is not None
+
+
+# ----------------------------------------------------------------------------------------------
+# NPZ
+
+
+def _pick_key(keys: list[str], wanted: str | None, defaults: tuple[str, ...], what: str, path: Path, field: str) -> str:
+    if wanted:
+        if wanted not in keys:
+            raise DatasetError(f"{path}: no array {wanted!r} (data.{field}); arrays: {', '.join(keys)}")
+        return wanted
+    for k in defaults:
+        if k in keys:
+            return k
+    raise DatasetError(f"{path}: cannot find the {what} array (tried {', '.join(defaults)}; arrays: {', '.join(keys)}); set data.{field}")
+
+
+def _load_npz(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():
+            raise DatasetError(f"{path}: holds pickled Python objects; refused for safety (store plain arrays)") from None
+        raise DatasetError(f"{path}: not a readable NPZ file ({exc})") from None
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise DatasetError(f"{path}: not a readable NPZ file ({exc})") from None
+
+
+def _check_images(images: np.ndarray, path: Path, key: str) -> None:
+    if images.dtype.kind not in "uifb":
+        raise DatasetError(f"{path}: array {key!r} has dtype {images.dtype}; expected numeric pixel values")
+    ok_shape = images.ndim == 3 or (images.ndim == 4 and images.shape[3] in (1, 3, 4))
+    if not ok_shape or images.shape[0] == 0 or min(images.shape[1:3]) < 2:
+        raise DatasetError(f"{path}: array {key!r} has shape {images.shape}; expected (N, H, W) or (N, H, W, C) with C in 1, 3, 4")
+    if images.dtype.kind == "f" and not np.isfinite(images).all():
+        bad = int(np.flatnonzero(~np.isfinite(images.reshape(len(images), -1)).all(axis=1))[0])
+        raise DatasetError(f"{path}: array {key!r} contains NaN or infinite values (first at image {bad})")
+
+
+def _label_texts(labels: np.ndarray, path: Path, key: str) -> list[str]:
+    if labels.dtype.kind in "US":
+        return [str(v.decode() if isinstance(v, bytes) else v) for v in labels.tolist()]
+    if labels.dtype.kind == "f":
+        if not np.isfinite(labels).all():
+            raise DatasetError(f"{path}: array {key!r} contains NaN or infinite labels")
+        if not np.all(labels == np.round(labels)):
+            raise DatasetError(f"{path}: array {key!r} holds non-integer labels; expected class indices or names")
+        return [str(int(v)) for v in labels.tolist()]
+    if labels.dtype.kind in "uib":
+        return [str(int(v)) for v in labels.tolist()]
+    raise DatasetError(f"{path}: array {key!r} has dtype {labels.dtype}; expected integer labels or class names")
+
+
+def read_npz(path: Path, cfg: DataConfig) -> tuple[np.ndarray, list[RawSample], list[str] | None, bool]:
+    """Images, records (``path#i``), stored class names (or None), and whether a ``split`` array
+    gave the splits.
+
+    Raises:
+        DatasetError: unreadable file, missing arrays, bad shape or dtype, NaN/inf, or images and
+            labels of different lengths; the message names the file.
+    """
+    arrays = _load_npz(path)
+    keys = list(arrays)
+    ikey = _pick_key(keys, cfg.npz_images_key, NPZ_IMAGE_KEYS, "images", path, "npz_images_key")
+    lkey = _pick_key(keys, cfg.npz_labels_key, NPZ_LABEL_KEYS, "labels", path, "npz_labels_key")
+    images, labels = arrays[ikey], arrays[lkey]
+    _check_images(images, path, ikey)
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.ndim != 1:
+        raise DatasetError(f"{path}: labels {lkey!r} have shape {labels.shape}; expected one label per image (N,)")
+    if len(labels) != len(images):
+        raise DatasetError(f"{path}: {len(images)} images ({ikey!r}) but {len(labels)} labels ({lkey!r}); lengths must match")
+    texts = _label_texts(labels, path, lkey)
+    names = [str(n) for n in arrays["class_names"].tolist()] if "class_names" in arrays else None
+    splits: list[str | None] = [None] * len(texts)
+    if "split" in arrays:
+        raw = [str(v.decode() if isinstance(v, bytes) else v).lower() for v in arrays["split"].tolist()]
+        if len(raw) != len(texts) or any(v not in SPLIT_ALIASES for v in raw):
+            raise DatasetError(f"{path}: array 'split' must hold train / val / test for each of the {len(texts)} images")
+        splits = [SPLIT_ALIASES[v] for v in raw]
+    records = [RawSample(f"{path}#{i}", t, splits[i], i, f"{path}#{i}") for i, t in enumerate(texts)]
+    return images, records, names, "split" in arrays
