@@ -1,0 +1,192 @@
+"""Read DICOM files into grayscale ``uint8`` frames, privately.
+
+Pixel pipeline (DICOM PS3.3 C.11): stored values -> Modality LUT (``RescaleSlope`` /
+``RescaleIntercept``) -> VOI: the linear window ``WindowCenter`` / ``WindowWidth`` if present,
+else a ``VOILUTSequence`` (pydicom's ``apply_voi_lut``), else the min-max range of all frames ->
+``uint8`` -> ``MONOCHROME1`` inverted (so bright always means high signal). Compressed transfer
+syntaxes decode through pydicom's handlers (RLE built in; JPEG, JPEG-LS, JPEG 2000 with
+``pylibjpeg``). Multi-frame files give one image per frame. Colour (RGB / YBR) frames are
+averaged to gray and their colourfulness is kept for the out-of-distribution guard.
+
+Privacy: no tag value is ever logged, returned or put in an error message; only technical
+fields (modality, size, frame count, photometric interpretation, transfer syntax) are reported.
+"""
+from __future__ import annotations
+
+import io
+import logging
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from brainmri.errors import ImageReadError
+
+log = logging.getLogger(__name__)
+
+# Tags that identify a person. They are never read into any output; listed for tests and audits.
+PATIENT_TAGS = (
+    "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientAge", "PatientAddress",
+    "OtherPatientIDs", "OtherPatientNames", "PatientTelephoneNumbers", "ReferringPhysicianName",
+    "InstitutionName", "AccessionNumber", "StudyID",
+)
+
+
+class _DropPydicomRecords(logging.Filter):
+    """pydicom may quote element values (names, ids) in its warnings: keep them out of logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR and not record.args
+
+
+logging.getLogger("pydicom").addFilter(_DropPydicomRecords())
+
+
+@dataclass
+class DicomFrames:
+    """Decoded DICOM pixels.
+
+    Attributes:
+        frames: one (H, W) ``uint8`` array per frame.
+        colorfulness: fraction of strongly coloured pixels (colour files), else ``None``.
+        info: technical, non-identifying fields only.
+    """
+
+    frames: list[np.ndarray]
+    colorfulness: float | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _first(value: Any) -> float:
+    """First number of a possibly multi-valued element (WindowCenter can hold several)."""
+    try:
+        return float(value[0]) if hasattr(value, "__len__") and not isinstance(value, (str, bytes)) else float(value)
+    except (TypeError, ValueError, IndexError):
+        return float("nan")
+
+
+def window_to_uint8(values: np.ndarray, center: float, width: float) -> np.ndarray:
+    """Linear VOI window: ``center - width/2`` -> 0, ``center + width/2`` -> 255, clipped.
+
+    Example:
+        >>> window_to_uint8(np.array([0.0, 40.0, 80.0]), center=40, width=80).tolist()
+        [0, 128, 255]
+    """
+    lo, hi = center - width / 2.0, center + width / 2.0
+    scaled = (values.astype(np.float64) - lo) / max(hi - lo, 1e-6)
+    return np.round(np.clip(scaled, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def minmax_to_uint8(values: np.ndarray) -> np.ndarray:
+    """Scale the full range of ``values`` to 0..255 (a constant image becomes all zeros)."""
+    v = values.astype(np.float64)
+    lo, hi = float(v.min()), float(v.max())
+    if hi <= lo:
+        return np.zeros(v.shape, dtype=np.uint8)
+    return np.round((v - lo) / (hi - lo) * 255.0).astype(np.uint8)
+
+
+def _decode_pixels(ds: Any, name: str) -> np.ndarray:
+    if not any(tag in ds for tag in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
+        raise ImageReadError(name, "DICOM file has no pixel data (not an image, e.g. a report or DICOMDIR)")
+    ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    ts_text = f"{ts.name} ({ts})" if ts is not None else "unknown"
+    try:
+        return ds.pixel_array
+    except (NotImplementedError, RuntimeError, ImportError) as exc:
+        raise ImageReadError(
+            name,
+            f"cannot decode DICOM pixel data with transfer syntax {ts_text}: no available decoder "
+            f"({type(exc).__name__}); install pylibjpeg, pylibjpeg-libjpeg and pylibjpeg-openjpeg",
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - corrupt pixel data raises many types
+        raise ImageReadError(name, f"corrupt DICOM pixel data ({type(exc).__name__}, transfer syntax {ts_text})") from None
+
+
+def _frames_array(ds: Any, arr: np.ndarray, name: str) -> tuple[np.ndarray, bool]:
+    """-> (frames, H, W[, 3]) and whether the frames are colour."""
+    samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    n_frames = int(ds.get("NumberOfFrames", 1) or 1)
+    colour = samples == 3
+    expected = 2 + colour + (n_frames > 1)
+    if arr.ndim != expected:
+        if arr.ndim == expected - 1 and n_frames > 1:
+            n_frames = 1
+        else:
+            raise ImageReadError(name, f"unexpected DICOM pixel array shape {arr.shape} for {n_frames} frame(s) and {samples} sample(s) per pixel")
+    if n_frames == 1:
+        arr = arr[None]
+    if min(arr.shape[1:3]) < 2:
+        raise ImageReadError(name, f"DICOM image is only {arr.shape[2]}x{arr.shape[1]} pixels")
+    return arr, colour
+
+
+def _to_uint8_gray(ds: Any, frames: np.ndarray, name: str) -> list[np.ndarray]:
+    """Modality LUT -> VOI -> uint8 -> MONOCHROME1 inversion, for (F, H, W) monochrome frames."""
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+    try:
+        values = np.asarray(apply_modality_lut(frames, ds), dtype=np.float64)
+    except Exception:  # noqa: BLE001 - malformed LUT: fall back to stored values
+        values = frames.astype(np.float64)
+    if not np.all(np.isfinite(values)):
+        raise ImageReadError(name, "DICOM pixel data contains NaN or infinite values")
+    center, width = _first(ds.get("WindowCenter")), _first(ds.get("WindowWidth"))
+    if np.isfinite(center) and np.isfinite(width) and width > 0:
+        out = window_to_uint8(values, center, width)
+    elif "VOILUTSequence" in ds:
+        try:
+            out = minmax_to_uint8(np.asarray(apply_voi_lut(frames, ds), dtype=np.float64))
+        except Exception:  # noqa: BLE001
+            out = minmax_to_uint8(values)
+    else:
+        out = minmax_to_uint8(values)
+    if str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1":
+        out = 255 - out
+    return [np.ascontiguousarray(f) for f in out]
+
+
+def read_dicom(data: bytes, name: str) -> DicomFrames:
+    """Decode a DICOM file's bytes into gray ``uint8`` frames.
+
+    Args:
+        data: the whole file.
+        name: shown in errors (a path or an upload's label); never a tag value.
+
+    Raises:
+        ImageReadError: not DICOM, no pixel data, undecodable transfer syntax, corrupt data.
+    """
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom's validation warnings may quote tag values
+        try:
+            ds = pydicom.dcmread(io.BytesIO(data))
+        except InvalidDicomError:
+            raise ImageReadError(name, "not a valid DICOM file") from None
+        except Exception as exc:  # noqa: BLE001 - truncated / corrupt files raise many types
+            raise ImageReadError(name, f"corrupt or truncated DICOM file ({type(exc).__name__})") from None
+        arr = _decode_pixels(ds, name)
+        frames, colour = _frames_array(ds, np.asarray(arr), name)
+        colorfulness = None
+        if colour:
+            from brainmri.inference.ood import colorfulness as colour_fraction
+
+            rgb = frames.astype(np.float64)
+            colorfulness = float(np.mean([colour_fraction(f) for f in rgb[:: max(1, len(rgb) // 8)]]))
+            gray_frames = [minmax_to_uint8(f.mean(axis=2)) if f.max() > 255 else np.round(f.mean(axis=2)).astype(np.uint8) for f in rgb]
+        else:
+            gray_frames = _to_uint8_gray(ds, frames, name)
+    ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    info = {
+        "format": "dicom",
+        "modality": str(ds.get("Modality", "")) or None,
+        "rows": int(frames.shape[1]),
+        "columns": int(frames.shape[2]),
+        "frames": int(frames.shape[0]),
+        "photometric_interpretation": str(ds.get("PhotometricInterpretation", "")) or None,
+        "transfer_syntax": ts.name if ts is not None else None,
+    }
+    return DicomFrames(frames=gray_frames, colorfulness=colorfulness, info=info)

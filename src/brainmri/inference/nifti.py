@@ -1,0 +1,177 @@
+"""Read NIfTI volumes (``.nii`` / ``.nii.gz``) into grayscale ``uint8`` slices.
+
+The volume is reoriented to the closest canonical (RAS+) orientation, so ``axial`` /
+``coronal`` / ``sagittal`` mean the same thing for every file; a slice is rotated so anterior /
+superior is up, and resampled to square pixels when the voxels are anisotropic. Intensities are
+windowed once per volume (0.5-99.5th percentile of non-zero voxels), so slices stay comparable.
+
+Slice selection (``slices``): ``middle`` (one slice), ``middle:K`` (K slices centred on the
+middle), ``all``, ``A:B`` or ``A:B:STEP`` (a range, end exclusive), or one index ``N``.
+"""
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from brainmri.errors import ConfigError, ImageReadError
+
+AXES = {"sagittal": 0, "coronal": 1, "axial": 2, "0": 0, "1": 1, "2": 2}
+MAX_DECOMPRESSED_BYTES = 2 * 1024**3  # refuse gzip bombs
+
+
+@dataclass
+class NiftiSlices:
+    """Selected slices of a volume.
+
+    Attributes:
+        images: (H, W) ``uint8`` slices.
+        indices: slice index of each image along ``axis``.
+        info: shape, axis, voxel sizes and notes (e.g. which 4-D volume was used).
+    """
+
+    images: list[np.ndarray]
+    indices: list[int]
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_axis(axis: str | int) -> int:
+    """``axial``/``coronal``/``sagittal`` or 0/1/2 -> array axis in RAS+ orientation."""
+    key = str(axis).strip().lower()
+    if key not in AXES:
+        raise ConfigError(f"axis={axis!r} is not valid; choose one of: axial, coronal, sagittal, 0, 1, 2")
+    return AXES[key]
+
+
+def check_slices_spec(spec: str) -> str:
+    """Validate a slice selection's syntax early (before any file is read)."""
+    parse_slices(spec, 10_000, validate_only=True)
+    return spec
+
+
+def parse_slices(spec: str, n: int, validate_only: bool = False) -> list[int]:
+    """Slice indices selected by ``spec`` in a volume of ``n`` slices.
+
+    Example:
+        >>> parse_slices("middle", 9), parse_slices("middle:3", 9), parse_slices("2:8:2", 9)
+        ([4], [3, 4, 5], [2, 4, 6])
+    """
+    s = str(spec).strip().lower()
+    bad = ConfigError(f"slices={spec!r} is not valid; use middle, middle:K, all, A:B, A:B:STEP or an index N")
+    try:
+        if s == "middle":
+            return [n // 2]
+        if s == "all":
+            return list(range(n))
+        if s.startswith("middle:"):
+            k = int(s.split(":", 1)[1])
+            if k < 1:
+                raise bad
+            start = max(0, n // 2 - k // 2)
+            return list(range(start, min(n, start + k)))
+        parts = s.split(":")
+        if len(parts) == 1:
+            idx = [int(parts[0])]
+        elif len(parts) in (2, 3):
+            a = int(parts[0]) if parts[0] else 0
+            b = int(parts[1]) if parts[1] else n
+            step = int(parts[2]) if len(parts) == 3 and parts[2] else 1
+            if step < 1 or a < 0 or b < 0:
+                raise bad
+            idx = list(range(a, min(b, n) if not validate_only else b, step))
+        else:
+            raise bad
+    except ValueError:
+        raise bad from None
+    if validate_only:
+        return idx
+    return [i for i in idx if 0 <= i < n]
+
+
+def _gunzip(data: bytes, name: str) -> bytes:
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = d.decompress(data, MAX_DECOMPRESSED_BYTES)
+    except zlib.error:
+        raise ImageReadError(name, "corrupt gzip-compressed NIfTI file") from None
+    if d.unconsumed_tail:
+        raise ImageReadError(name, f"NIfTI volume decompresses to more than {MAX_DECOMPRESSED_BYTES // 1024**2} MiB")
+    return out
+
+
+def _load_volume(data: bytes, name: str) -> tuple[np.ndarray, tuple[float, ...], dict[str, Any]]:
+    import nibabel as nib
+
+    raw = _gunzip(data, name) if data[:2] == b"\x1f\x8b" else data
+    cls = nib.Nifti2Image if len(raw) >= 4 and int.from_bytes(raw[:4], "little") == 540 else nib.Nifti1Image
+    try:
+        img = cls.from_bytes(raw)
+        try:
+            img = nib.as_closest_canonical(img)
+        except Exception:  # noqa: BLE001 - degenerate affine: keep voxel order
+            pass
+        vol = np.asarray(img.get_fdata(dtype=np.float32))
+        zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
+    except ImageReadError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - nibabel raises many types on bad files
+        raise ImageReadError(name, f"not a readable NIfTI file ({type(exc).__name__}: {exc})") from None
+    info: dict[str, Any] = {"format": "nifti", "shape": list(vol.shape)}
+    if vol.ndim == 4:
+        if vol.shape[3] > 1:
+            info["note"] = f"4-D volume with {vol.shape[3]} volumes: the first one is used"
+        vol = vol[..., 0]
+    elif vol.ndim == 2:
+        vol = vol[:, :, None]
+    if vol.ndim != 3:
+        raise ImageReadError(name, f"expected a 3-D (or 4-D) NIfTI volume, got {vol.ndim}-D shape {tuple(vol.shape)}")
+    if not np.all(np.isfinite(vol)):
+        raise ImageReadError(name, "NIfTI volume contains NaN or infinite values")
+    if float(vol.max()) <= float(vol.min()):
+        raise ImageReadError(name, f"NIfTI volume is empty: every voxel is {float(vol.min()):g}")
+    zooms = (zooms + (1.0, 1.0, 1.0))[:3]
+    return vol, zooms, info
+
+
+def _window(vol: np.ndarray) -> tuple[float, float]:
+    fg = vol[vol > vol.min()]
+    sample = fg[:: max(1, fg.size // 2_000_000)]
+    lo, hi = np.percentile(sample, (0.5, 99.5)) if sample.size else (vol.min(), vol.max())
+    if hi <= lo:
+        lo, hi = float(vol.min()), float(vol.max())
+    return float(lo), float(hi)
+
+
+def _slice_image(vol: np.ndarray, axis: int, index: int, zooms: tuple[float, ...], lo: float, hi: float) -> np.ndarray:
+    plane = np.take(vol, index, axis=axis)
+    in_plane = [z for i, z in enumerate(zooms) if i != axis]
+    scaled = np.clip((plane - lo) / (hi - lo), 0.0, 1.0) * 255.0
+    img = np.ascontiguousarray(np.rot90(np.round(scaled).astype(np.uint8)))  # anterior/superior up
+    # after rot90: rows follow the second in-plane axis, columns the first
+    zy, zx = in_plane[1], in_plane[0]
+    if zy > 0 and zx > 0 and abs(zy / zx - 1.0) > 0.05:
+        h, w = img.shape
+        img = cv2.resize(img, (max(2, round(w * zx / min(zx, zy))), max(2, round(h * zy / min(zx, zy)))), interpolation=cv2.INTER_LINEAR)
+    return img
+
+
+def read_nifti(data: bytes, name: str, axis: str | int = "axial", slices: str = "middle") -> NiftiSlices:
+    """Decode a NIfTI file's bytes and cut the selected slices.
+
+    Raises:
+        ImageReadError: unreadable, not 3-/4-D, NaN/inf voxels, empty (constant) volume, or a
+            selection outside the volume.
+    """
+    ax = parse_axis(axis)
+    vol, zooms, info = _load_volume(data, name)
+    n = vol.shape[ax]
+    indices = parse_slices(slices, n)
+    if not indices:
+        raise ImageReadError(name, f"slice selection {slices!r} is outside the volume's {n} slices along axis {axis}")
+    lo, hi = _window(vol)
+    images = [_slice_image(vol, ax, i, zooms, lo, hi) for i in indices]
+    info.update({"axis": {0: "sagittal", 1: "coronal", 2: "axial"}[ax], "num_slices": int(n), "voxel_size_mm": [round(z, 4) for z in zooms]})
+    return NiftiSlices(images=images, indices=indices, info=info)
