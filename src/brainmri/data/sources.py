@@ -151,6 +151,8 @@ def _pick_key(keys: list[str], wanted: str | None, defaults: tuple[str, ...], wh
 
 
 def _load_npz(path: Path) -> dict[str, np.ndarray]:
+    if not zipfile.is_zipfile(path):
+        raise DatasetError(f"{path}: not a readable NPZ file (not a zip archive of .npy arrays)")
     try:
         with np.load(path, allow_pickle=False) as npz:
             return {k: npz[k] for k in npz.files}
