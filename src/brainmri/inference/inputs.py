@@ -1,0 +1,117 @@
+"""Turn anything a user may give (a path, uploaded bytes, a numpy array, a PIL image) into
+grayscale ``uint8`` images ready for ``prepare_image``.
+
+The format is sniffed from the content (``brainmri.inference.sniff``): raster images decode
+through ``brainmri.data.io``; DICOM and NIfTI through their readers. A NIfTI volume or a
+multi-frame DICOM gives several images (slices / frames) that are predicted one by one and
+summarised as a volume.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from brainmri.data.io import DEFAULT_MAX_PIXELS, as_gray_uint8, decode_image_bytes
+from brainmri.errors import ImageReadError
+from brainmri.inference.ood import colorfulness, colorfulness_of_source
+from brainmri.inference.sniff import RASTER_FORMATS, sniff_bytes
+
+MAX_FILE_BYTES = 2 * 1024**3
+
+
+@dataclass
+class DecodedInput:
+    """One user input, decoded.
+
+    Attributes:
+        name: the path or label shown in results and errors.
+        images: (H, W) ``uint8`` grayscale images (one, or one per slice / frame).
+        indices: slice or frame numbers for a volume; ``None`` for a single 2-D image.
+        colorfulness: colour statistic of the original (colour) input, for the OOD guard.
+        info: technical, non-identifying facts (format, size, axis, notes).
+    """
+
+    name: str
+    images: list[np.ndarray]
+    indices: list[int] | None = None
+    colorfulness: float | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_volume(self) -> bool:
+        return self.indices is not None
+
+
+def decode_bytes(
+    data: bytes,
+    name: str,
+    axis: str | int = "axial",
+    slices: str = "middle",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> DecodedInput:
+    """Decode a file's bytes, whatever its name says.
+
+    Raises:
+        ImageReadError: empty, unsupported content, or unreadable for its format.
+    """
+    if not data:
+        raise ImageReadError(name, "file is empty (0 bytes)")
+    fmt = sniff_bytes(data[:64 * 1024])
+    if fmt is None:
+        raise ImageReadError(name, "unsupported content: not a PNG/JPEG/BMP/TIFF/GIF/WebP image, DICOM or NIfTI file")
+    if fmt == "dicom":
+        from brainmri.inference.dicom import read_dicom
+
+        dcm = read_dicom(data, name)
+        indices = list(range(len(dcm.frames))) if len(dcm.frames) > 1 else None
+        return DecodedInput(name, dcm.frames, indices, dcm.colorfulness, dcm.info)
+    if fmt == "nifti":
+        from brainmri.inference.nifti import read_nifti
+
+        vol = read_nifti(data, name, axis=axis, slices=slices)
+        return DecodedInput(name, vol.images, vol.indices, None, vol.info)
+    assert fmt in RASTER_FORMATS
+    gray = decode_image_bytes(data, name=name, max_pixels=max_pixels)
+    info = {"format": fmt, "height": int(gray.shape[0]), "width": int(gray.shape[1])}
+    return DecodedInput(name, [gray], None, colorfulness_of_source(data), info)
+
+
+def decode_path(path: str | Path, **kwargs: Any) -> DecodedInput:
+    """Read and decode a file (see :func:`decode_bytes`)."""
+    p = Path(path)
+    if not p.exists():
+        raise ImageReadError(str(p), "file not found")
+    if p.is_dir():
+        raise ImageReadError(str(p), "is a folder, not a file")
+    try:
+        size = p.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ImageReadError(str(p), f"file is {size / 1024**2:.0f} MiB, over the {MAX_FILE_BYTES // 1024**2} MiB limit")
+        data = p.read_bytes()
+    except OSError as exc:
+        raise ImageReadError(str(p), f"cannot be read ({exc.strerror})") from None
+    return decode_bytes(data, str(p), **kwargs)
+
+
+def decode_item(item: Any, name: str | None = None, **kwargs: Any) -> DecodedInput:
+    """Decode a path, bytes, numpy array (H, W) / (H, W, C) or PIL image."""
+    if isinstance(item, (str, Path)):
+        return decode_path(item, **kwargs)
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        return decode_bytes(bytes(item), name or "<bytes>", **kwargs)
+    if isinstance(item, Image.Image):
+        label = name or "<PIL image>"
+        colour = colorfulness(np.asarray(item.convert("RGB"))) if item.mode not in ("L", "I", "F", "1") and not item.mode.startswith("I;") else None
+        gray = as_gray_uint8(item, name=label)
+        return DecodedInput(label, [gray], None, colour, {"format": "pil", "height": gray.shape[0], "width": gray.shape[1]})
+    if isinstance(item, np.ndarray) or hasattr(item, "__array__"):
+        label = name or "<array>"
+        arr = np.asarray(item)
+        colour = colorfulness(np.clip(arr[..., :3], 0, 255).astype(np.uint8)) if arr.ndim == 3 and arr.shape[2] in (3, 4) and arr.dtype == np.uint8 else None
+        gray = as_gray_uint8(arr, name=label)
+        return DecodedInput(label, [gray], None, colour, {"format": "array", "height": gray.shape[0], "width": gray.shape[1]})
+    raise ImageReadError(name or repr(type(item).__name__), f"cannot predict on a {type(item).__name__}; give a path, bytes, a numpy array or a PIL image")
