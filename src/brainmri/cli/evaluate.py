@@ -1,0 +1,88 @@
+"""``brainmri evaluate``: metrics with confidence intervals, calibration, leak-aware numbers and
+an HTML report for one checkpoint on one dataset split."""
+from __future__ import annotations
+
+import argparse
+import logging
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "evaluate",
+        help="evaluate a checkpoint on a dataset split (metrics, CIs, calibration, leak-free numbers, HTML report)",
+        description=(
+            "Evaluate a checkpoint. Class names, preprocessing and temperature come from the checkpoint. "
+            "Reports accuracy, loss, precision/recall/F1 (per class, macro, weighted), MCC, Cohen's kappa, "
+            "one-vs-rest ROC-AUC, 95%% bootstrap intervals, ECE before/after temperature scaling, and the same "
+            "numbers on the test images that have no near-duplicate in training. For research use only; not a medical device."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("checkpoint", help="brainmri .safetensors checkpoint")
+    p.add_argument("--data", required=True, help="dataset folder (split folders, class folders), CSV folder or NPZ file")
+    p.add_argument("--split", default="test", help="train | val | test")
+    p.add_argument("--preset", default=None, help="tumor4 | tumor2 | alzheimer4, if the checkpoint names no task")
+    p.add_argument("--json", dest="json_out", metavar="OUT", help="write all results as JSON here")
+    p.add_argument("--report", metavar="OUT.html", help="write a self-contained HTML report here")
+    p.add_argument("--tta", action="store_true", help="also predict with test-time augmentation (hflip + small shifts) and report its effect")
+    p.add_argument("--all-splits", action="store_true", help="also evaluate train and validation (seed 000's table; costs time)")
+    p.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
+    p.add_argument("--leak-threshold", type=int, default=None, metavar="N",
+                   help="pHash Hamming distance counting as a near-duplicate of a training image (default: the audit's; negative disables the check)")
+    p.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples for the 95%% intervals")
+    p.add_argument("--explain-method", default="gradcam", help="CAM method for the report's explanation gallery")
+    p.add_argument("--cache-dir", default=None, help="prepared-image cache folder ('auto' for the default; off when omitted)")
+    p.set_defaults(func=run)
+
+
+def _fmt_ci(value: float, ci: list) -> str:
+    lo, hi = ci
+    return f"{100 * value:.2f}% [{100 * lo:.2f}, {100 * hi:.2f}]"
+
+
+def summary_lines(r: dict) -> list[str]:
+    """Human summary of an evaluation result (what the CLI prints)."""
+    lines = [f"{r['model']} on {r['data']} ({r['split']}, n={r['n']})", "", r["report_text"], ""]
+    lines.append(f"accuracy {_fmt_ci(r['accuracy'], r['ci']['accuracy'])}   macro F1 {_fmt_ci(r['macro_f1'], r['ci']['macro_f1'])}  (95% bootstrap)")
+    t_note = " (no fitted temperature in the checkpoint)" if r["temperature_missing"] else ""
+    lines.append(f"calibration: T = {r['temperature']:.3f}{t_note}; ECE {r['ece_before']:.4f} with T=1 -> {r['ece']:.4f} with T")
+    leak, lf = r.get("leak"), r.get("leak_free")
+    if leak and leak.get("checked"):
+        lines.append(f"leakage: {leak['n_leaked']} of {leak['n_test']} test images have a near-duplicate in training (pHash <= {leak['threshold']})")
+        if lf:
+            lines.append(f"  leak-free subset (n={lf['n']}): accuracy {_fmt_ci(lf['accuracy'], lf['ci']['accuracy'])}   macro F1 {_fmt_ci(lf['macro_f1'], lf['ci']['macro_f1'])}")
+    if r.get("tta"):
+        t = r["tta"]
+        lines.append(f"TTA: accuracy {100 * t['accuracy']:.2f}% ({100 * t['delta_accuracy']:+.2f} points), macro F1 {100 * t['macro_f1']:.2f}% ({100 * t['delta_macro_f1']:+.2f} points)")
+    if len(r.get("splits", {})) > 1:
+        lines += ["", f"{'split':<12}{'accuracy':>10}{'loss':>9}{'precision':>11}{'recall':>9}"]
+        for name in ("train", "val", "test"):
+            s = r["splits"].get(name)
+            if s:
+                lines.append(f"{name:<12}{100 * s['accuracy']:>9.2f}%{s['loss']:>9.4f}{100 * s['precision']:>10.2f}%{100 * s['recall']:>8.2f}%")
+    if r.get("unreadable"):
+        lines.append(f"skipped {len(r['unreadable'])} unreadable image(s), e.g. {r['unreadable'][0]}")
+    lines.append(r["disclaimer"])
+    return lines
+
+
+def run(args) -> int:
+    from brainmri.evaluation.evaluate import evaluate_checkpoint
+
+    cache_dir = args.cache_dir
+    if cache_dir == "auto":
+        from brainmri.data.cache import default_cache_dir
+
+        cache_dir = str(default_cache_dir())
+    result = evaluate_checkpoint(
+        args.checkpoint, args.data, split=args.split, preset=args.preset, batch_size=args.batch_size, tta=args.tta,
+        leak_threshold=args.leak_threshold, all_splits=args.all_splits, n_boot=args.bootstrap, report=args.report,
+        json_out=args.json_out, explain_method=args.explain_method, cache_dir=cache_dir,
+    )
+    print("\n".join(summary_lines(result)))
+    for label, path in (("JSON", args.json_out), ("report", args.report)):
+        if path:
+            print(f"{label}: {path}")
+    return 0

@@ -1,0 +1,356 @@
+"""Evaluate a checkpoint on a dataset split, honestly.
+
+:func:`evaluate_checkpoint` loads a checkpoint (class names, preprocessing and temperature come
+from it, never re-typed), prepares the split's images as in training, predicts in eval mode
+under ``torch.inference_mode`` (fp32), and reports:
+
+* accuracy, NLL loss, per-class / macro / weighted precision-recall-F1, MCC, Cohen's kappa,
+  one-vs-rest ROC-AUC, and 95 % bootstrap intervals for accuracy and macro F1;
+* calibration: ECE with T = 1 and with the checkpoint's temperature (flagged if missing);
+* leakage: test images with a near-duplicate in training (pHash, ``brainmri.data.audit``) and
+  every number again on the leak-free subset;
+* optionally test-time augmentation (hflip + small shifts) and the train/val/test table;
+* optionally a self-contained HTML report (``brainmri.evaluation.report``).
+
+Imports nothing from training.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import brainmri
+from brainmri.config import DataConfig
+from brainmri.errors import ConfigError, DatasetError
+from brainmri.evaluation.bootstrap import bootstrap_ci
+from brainmri.evaluation.calibration import expected_calibration_error, softmax_with_temperature
+from brainmri.evaluation.metrics import accuracy_score, classification_metrics, classification_report_text, macro_f1_score
+
+log = logging.getLogger(__name__)
+SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "validation": "val", "test": "test", "testing": "test"}
+PRESETS = ("tumor4", "tumor2", "alzheimer4")
+
+
+@dataclass
+class SplitPredictions:
+    """What a model said about one split (prepared images kept for galleries)."""
+
+    split: str
+    samples: list  # brainmri.data.datasets.Sample, unreadable ones removed
+    images: list[np.ndarray]  # prepared uint8 (S, S)
+    labels: np.ndarray  # (N,)
+    logits: np.ndarray  # (N, K)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    tta_logits: np.ndarray | None = None
+
+
+# ----------------------------------------------------------------------------------------------
+# data
+
+
+def data_config_for(meta, data, checkpoint: str | Path | None = None, preset: str | None = None) -> DataConfig:
+    """The DataConfig to evaluate on: ``data`` (a DataConfig or a root path) with the checkpoint's
+    class names; split settings from the run's ``config.yaml`` when the checkpoint sits in its
+    run directory (so a carved validation split is carved the same way)."""
+    if isinstance(data, DataConfig):
+        cfg = data
+    else:
+        cfg = DataConfig(root=str(data))
+        run_cfg = Path(checkpoint).parent / "config.yaml" if checkpoint else None
+        if run_cfg is not None and run_cfg.is_file():
+            try:
+                from brainmri.config import load_run_config
+
+                trained = load_run_config(run_cfg).data
+            except Exception as exc:  # noqa: BLE001 - an unreadable run config only loses defaults
+                log.warning("%s: ignoring run config (%s)", run_cfg, exc)
+                trained = None
+            if trained is not None and _same_path(trained.root, data):
+                cfg = DataConfig(**{**trained.__dict__, "root": str(data), "cache_dir": None})
+            elif trained is not None:
+                cfg.class_map = trained.class_map  # another dataset: keep only the task's label map
+        if cfg.split == "auto" and not isinstance(data, DataConfig):
+            cfg.split = (meta.data or {}).get("split", "auto") or "auto"
+            cfg.seed = int((meta.data or {}).get("seed", cfg.seed))
+    task = preset or (meta.task if meta.task in PRESETS else None)
+    if preset is not None and preset not in PRESETS:
+        raise ConfigError(f"--preset {preset!r} is not valid; choose one of: {', '.join(PRESETS)}")
+    cfg.preset = task or cfg.preset
+    cfg.class_names = list(meta.class_names)
+    return cfg
+
+
+def _same_path(a: str | Path, b: str | Path) -> bool:
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return False
+
+
+def load_split(index, split: str, meta, cache_dir: str | None = None, max_pixels: int | None = None):
+    """Prepare one split's images with the checkpoint's preprocessing (unreadable files skipped)."""
+    from brainmri.data.torchdata import PreparedImages
+
+    samples = index.split(split)
+    if not samples:
+        raise DatasetError(f"{index.root}: split '{split}' is empty or missing (splits here: {', '.join(sorted(index.counts()))})")
+    kwargs = {"max_pixels": max_pixels} if max_pixels else {}
+    return PreparedImages(samples, meta.preprocess, cache_dir, index.arrays, **kwargs)
+
+
+# ----------------------------------------------------------------------------------------------
+# prediction
+
+
+def _shift(x: torch.Tensor, dy: int, dx: int, fill: float) -> torch.Tensor:
+    """Translate a (B, C, H, W) batch by whole pixels, filling with ``fill`` (no wrap-around)."""
+    h, w = x.shape[-2:]
+    padded = F.pad(x, (abs(dx), abs(dx), abs(dy), abs(dy)), value=fill)
+    top, left = abs(dy) - dy, abs(dx) - dx
+    return padded[..., top : top + h, left : left + w]
+
+
+def tta_views(x: torch.Tensor, fill: float, shift_fraction: float = 0.04) -> list[torch.Tensor]:
+    """Identity, horizontal flip and two diagonal shifts of ``shift_fraction`` of the side."""
+    d = max(1, int(round(x.shape[-1] * shift_fraction)))
+    return [x, torch.flip(x, dims=[-1]), _shift(x, d, d, fill), _shift(x, -d, -d, fill)]
+
+
+@torch.inference_mode()
+def predict_logits(model: nn.Module, meta, images: list[np.ndarray], batch_size: int = 64, tta: bool = False) -> np.ndarray:
+    """Logits (N, K) for prepared uint8 images; with ``tta`` the mean over :func:`tta_views`."""
+    from brainmri.preprocess.pipeline import to_model_input
+
+    model.eval()
+    device = next(model.parameters()).device
+    fill = (0.0 - meta.preprocess.mean) / meta.preprocess.std
+    out = []
+    for start in range(0, len(images), batch_size):
+        x = torch.stack([to_model_input(a, meta.preprocess) for a in images[start : start + batch_size]]).to(device)
+        views = tta_views(x, fill) if tta else [x]
+        out.append(torch.stack([model(v).float() for v in views]).mean(0).cpu())
+    k = meta.num_classes
+    return torch.cat(out).numpy().astype(np.float64) if out else np.zeros((0, k))
+
+
+def predict_split(model, meta, index, split: str, batch_size: int = 64, tta: bool = False, cache_dir: str | None = None) -> SplitPredictions:
+    prepared = load_split(index, split, meta, cache_dir)
+    logits = predict_logits(model, meta, prepared.images, batch_size)
+    tta_logits = predict_logits(model, meta, prepared.images, batch_size, tta=True) if tta else None
+    labels = np.array(prepared.labels, dtype=np.int64)
+    return SplitPredictions(split, list(prepared.samples), list(prepared.images), labels, logits, list(prepared.failures), tta_logits)
+
+
+# ----------------------------------------------------------------------------------------------
+# metrics
+
+
+def summarize(labels: np.ndarray, logits: np.ndarray, class_names: list[str], temperature: float, n_boot: int = 1000, seed: int = 0) -> dict:
+    """Metrics (temperature-scaled probabilities) + bootstrap CIs + ECE before/after scaling."""
+    probs = softmax_with_temperature(logits, temperature)
+    m = classification_metrics(labels, probs, class_names)
+    pred = probs.argmax(1) if len(labels) else np.zeros(0, dtype=np.int64)
+    k = len(class_names)
+    m["ci"] = {
+        "level": 0.95,
+        "n_boot": n_boot,
+        "accuracy": list(bootstrap_ci(labels, pred, accuracy_score, n_boot=n_boot, seed=seed)),
+        "macro_f1": list(bootstrap_ci(labels, pred, partial(macro_f1_score, num_classes=k), n_boot=n_boot, seed=seed)),
+    }
+    m["ece"] = expected_calibration_error(probs, labels)
+    m["ece_before"] = expected_calibration_error(softmax_with_temperature(logits, 1.0), labels)
+    m["loss_before"] = classification_metrics(labels, softmax_with_temperature(logits, 1.0), class_names)["loss"]
+    return m
+
+
+def _sample_key(s) -> str:
+    return s.path if s.index is None else f"{s.path}#{s.index}"
+
+
+def leak_mask(index, preds: SplitPredictions, threshold: int, cache_dir: str | None = None) -> tuple[np.ndarray, dict]:
+    """Boolean mask over ``preds.samples``: True where the image has no near-duplicate in
+    train/val. Returns ``(mask, summary)``."""
+    from brainmri.data import audit
+
+    test = index.split("test")
+    flags = audit.leak_free_test_mask(index, threshold, cache_dir)
+    free = {_sample_key(s): f for s, f in zip(test, flags)}
+    mask = np.array([free.get(_sample_key(s), True) for s in preds.samples], dtype=bool)
+    leaked = [_sample_key(s) for s, ok in zip(preds.samples, mask) if not ok]
+    by_class = {c: 0 for c in index.class_names}
+    for s, ok in zip(preds.samples, mask):
+        if not ok:
+            by_class[index.class_names[s.label]] += 1
+    summary = {"threshold": int(threshold), "checked": True, "n_test": int(mask.size), "n_leaked": int((~mask).sum()),
+               "n_leak_free": int(mask.sum()), "leaked_by_class": by_class, "examples": leaked[:20]}
+    return mask, summary
+
+
+def _short(m: dict) -> dict:
+    keys = ("n", "accuracy", "loss", "precision", "recall", "macro_f1", "mcc", "kappa", "roc_auc", "ece", "ece_before", "ci", "per_class", "confusion_matrix", "weighted")
+    return {k: m[k] for k in keys if k in m}
+
+
+# ----------------------------------------------------------------------------------------------
+# entry point
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    data: DataConfig | str | Path,
+    split: str = "test",
+    *,
+    preset: str | None = None,
+    batch_size: int = 64,
+    tta: bool = False,
+    leak_threshold: int | None = None,
+    all_splits: bool = False,
+    n_boot: int = 1000,
+    report: str | Path | None = None,
+    json_out: str | Path | None = None,
+    explain_method: str = "gradcam",
+    cache_dir: str | None = None,
+    seed: int = 0,
+) -> dict:
+    """Evaluate ``checkpoint`` on ``split`` of ``data`` and return a JSON-ready dict.
+
+    Args:
+        checkpoint: a brainmri ``.safetensors`` checkpoint.
+        data: dataset root (or a full :class:`DataConfig`).
+        split: ``test`` | ``val`` | ``train`` (aliases ``testing``, ``validation``...).
+        preset: task preset if the checkpoint has none (tumor4 | tumor2 | alzheimer4).
+        tta: also predict with test-time augmentation and report the difference.
+        leak_threshold: pHash distance for the near-duplicate check (default: the audit's;
+            negative disables it). Only for the test split.
+        all_splits: also compute the train / validation / test table (seed 000's).
+        n_boot: bootstrap resamples for the 95 % intervals.
+        report, json_out: write the HTML report / the JSON here.
+
+    Returns:
+        ``n``, ``class_names``, ``accuracy``, ``macro_f1``, ``ece``, ``ece_before``,
+        ``temperature``, ``confusion_matrix`` (rows = true), ``per_class``, ``ci``, ``leak_free``
+        (same numbers on the leak-free subset, or ``None``), ``leak``, ``tta``, ``splits``,
+        ``report_text``, ``disclaimer`` and more.
+    """
+    from brainmri.checkpoint import load_checkpoint
+    from brainmri.data.datasets import load_dataset
+
+    started = time.time()
+    split_name = SPLIT_NAMES.get(str(split).lower())
+    if split_name is None:
+        raise ConfigError(f"--split {split!r} is not valid; choose one of: train, val, test")
+    model, meta = load_checkpoint(checkpoint)
+    t_missing = "temperature" not in (meta.calibration or {})
+    temperature = meta.temperature
+    if t_missing or temperature == 1.0:
+        log.warning("%s: no fitted temperature in the checkpoint (T = 1): probabilities are uncalibrated", checkpoint)
+    cfg = data_config_for(meta, data, checkpoint, preset)
+    index = load_dataset(cfg)
+    names = list(meta.class_names)
+    if list(index.class_names) != names:
+        raise DatasetError(f"{cfg.root}: dataset classes {index.class_names} do not match the checkpoint's {names}")
+
+    preds = predict_split(model, meta, index, split_name, batch_size, tta, cache_dir)
+    result: dict = {
+        "checkpoint": str(checkpoint),
+        "model": meta.model.name,
+        "task": meta.task,
+        "data": str(cfg.root),
+        "split": split_name,
+        "class_names": names,
+        "temperature": temperature,
+        "temperature_missing": bool(t_missing or temperature == 1.0),
+        "calibration_stored": meta.calibration,
+        "preprocess": {"image_size": meta.preprocess.image_size, "crop": meta.preprocess.crop, "in_chans": meta.preprocess.in_chans},
+        "unreadable": [f"{p}: {r}" for p, r in preds.failures],
+    }
+    result.update(summarize(preds.labels, preds.logits, names, temperature, n_boot, seed))
+    result["report_text"] = classification_report_text(result)
+
+    result["leak"], result["leak_free"], mask = None, None, None
+    if split_name == "test" and (leak_threshold is None or leak_threshold >= 0) and index.split("train"):
+        from brainmri.data.audit import DEFAULT_THRESHOLD
+
+        thr = DEFAULT_THRESHOLD if leak_threshold is None else int(leak_threshold)
+        try:
+            mask, result["leak"] = leak_mask(index, preds, thr)
+        except Exception as exc:  # noqa: BLE001 - the leak check is a bonus; never lose the metrics
+            log.warning("leak check failed: %s", exc)
+            result["leak"] = {"checked": False, "error": f"{type(exc).__name__}: {exc}"}
+        if mask is not None and (~mask).any() and mask.any():
+            result["leak_free"] = _short(summarize(preds.labels[mask], preds.logits[mask], names, temperature, n_boot, seed))
+
+    result["tta"] = None
+    if preds.tta_logits is not None:
+        t_m = summarize(preds.labels, preds.tta_logits, names, temperature, n_boot, seed)
+        result["tta"] = {**_short(t_m), "delta_accuracy": t_m["accuracy"] - result["accuracy"], "delta_macro_f1": t_m["macro_f1"] - result["macro_f1"],
+                         "views": ["identity", "hflip", "shift +4%", "shift -4%"]}
+
+    result["splits"] = {split_name: _row(result)}
+    extra_preds = {}
+    if all_splits:
+        for other in ("train", "val", "test"):
+            if other == split_name or not index.split(other):
+                continue
+            extra_preds[other] = predict_split(model, meta, index, other, batch_size, False, cache_dir)
+            m = classification_metrics(extra_preds[other].labels, softmax_with_temperature(extra_preds[other].logits, temperature), names)
+            result["splits"][other] = _row(m)
+    result["splits"] = {k: result["splits"][k] for k in ("train", "val", "test") if k in result["splits"]}
+    result["seconds"] = round(time.time() - started, 2)
+    result["disclaimer"] = brainmri.DISCLAIMER
+    if report:
+        from brainmri.evaluation.report import build_report
+
+        build_report(result, preds, model, meta, Path(report), checkpoint=Path(checkpoint), leak_free_mask=mask, explain_method=explain_method, seed=seed)
+        result["report"] = str(report)
+    if json_out:
+        write_json(result, json_out)
+    return result
+
+
+def _row(m: dict) -> dict:
+    """Seed 000's table row: accuracy, loss, (macro) precision and recall."""
+    return {"n": m["n"], "accuracy": m["accuracy"], "loss": m["loss"], "precision": m["precision"], "recall": m["recall"], "macro_f1": m["macro_f1"]}
+
+
+def to_jsonable(obj):
+    """Replace NaN/inf with None and numpy scalars with Python numbers, recursively."""
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, (np.floating, float)):
+        v = float(obj)
+        return v if np.isfinite(v) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
+def write_output(path: str | Path, data: bytes) -> Path:
+    """Write a user-facing file atomically, readable like any file the user creates."""
+    import os
+
+    from brainmri.checkpoint import atomic_write_bytes
+
+    atomic_write_bytes(path, data)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+    return Path(path)
+
+
+def write_json(result: dict, path: str | Path) -> Path:
+    import json
+
+    return write_output(path, json.dumps(to_jsonable(result), indent=2, allow_nan=False).encode())
