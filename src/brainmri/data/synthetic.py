@@ -62,19 +62,19 @@ def _lesion(
         side = rng.choice([-1.0, 1.0])
         by = cy + rng.uniform(-0.3, 0.3) * ry
         bx = cx + side * rng.uniform(0.35, 0.5) * rx
-        r = rng.uniform(0.26, 0.32) * rx
+        r = rng.uniform(0.30, 0.36) * rx
         for _ in range(4):  # overlapping lobes make it irregular
             mask |= _disc(shape, by + rng.uniform(-0.6, 0.6) * r, bx + rng.uniform(-0.6, 0.6) * r,
                           r * rng.uniform(0.6, 1.0), r * rng.uniform(0.6, 1.0))
         return mask
     if kind == "meningioma":  # round, against the inner skull edge, upper half
         angle = rng.uniform(-np.pi * 0.85, -np.pi * 0.15)  # image y grows downwards: top arc
-        r = rng.uniform(0.14, 0.18) * rx
+        r = rng.uniform(0.18, 0.22) * rx
         by = cy + (ry - r * 0.9) * np.sin(angle)
         bx = cx + (rx - r * 0.9) * np.cos(angle)
         return _disc(shape, by, bx, r)
     if kind == "pituitary":  # small, centre-bottom (sella)
-        r = rng.uniform(0.09, 0.12) * rx
+        r = rng.uniform(0.12, 0.15) * rx
         return _disc(shape, cy + rng.uniform(0.45, 0.55) * ry, cx + rng.uniform(-0.05, 0.05) * rx, r)
     # generic: size and angle follow the label index
     angle = 2.0 * np.pi * ((label * 0.381966) % 1.0)  # golden-ratio spacing of positions
@@ -139,8 +139,11 @@ def make_phantom(
         kind = str(rng.choice(["glioma", "meningioma"]))
     mask = _lesion(kind, int(label), size, (cy, cx, ry - skull, rx - skull), rng) & brain
     if mask.any():
-        lesion = 225.0 + rng.uniform(-10, 10) + _smooth_noise(size, rng, 4, 10.0)
+        lesion = 240.0 + rng.uniform(-8, 8) + _smooth_noise(size, rng, 4, 6.0)
         img[mask] = lesion[mask]
+        if kind == "glioma":  # ring enhancement: a darker necrotic core inside a bright rim
+            core = cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=max(1, size // 32)).astype(bool)
+            img[core] = 160.0 + rng.uniform(-10, 10)
 
     img += rng.normal(0.0, 4.0, shape).astype(np.float32)  # acquisition noise
     img = cv2.GaussianBlur(img, (3, 3), 0.6)
