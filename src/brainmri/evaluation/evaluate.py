@@ -248,9 +248,10 @@ def evaluate_checkpoint(
     if split_name is None:
         raise ConfigError(f"--split {split!r} is not valid; choose one of: train, val, test")
     model, meta = load_checkpoint(checkpoint)
-    t_missing = "temperature" not in (meta.calibration or {})
+    cal = meta.calibration or {}
     temperature = meta.temperature
-    if t_missing or temperature == 1.0:
+    t_missing = "temperature" not in cal or (temperature == 1.0 and not {"fitted_on", "ece_before", "ece_after"} & set(cal))
+    if t_missing:
         log.warning("%s: no fitted temperature in the checkpoint (T = 1): probabilities are uncalibrated", checkpoint)
     cfg = data_config_for(meta, data, checkpoint, preset)
     index = load_dataset(cfg)
@@ -267,7 +268,7 @@ def evaluate_checkpoint(
         "split": split_name,
         "class_names": names,
         "temperature": temperature,
-        "temperature_missing": bool(t_missing or temperature == 1.0),
+        "temperature_missing": bool(t_missing),
         "calibration_stored": meta.calibration,
         "preprocess": {"image_size": meta.preprocess.image_size, "crop": meta.preprocess.crop, "in_chans": meta.preprocess.in_chans},
         "unreadable": [f"{p}: {r}" for p, r in preds.failures],

@@ -152,6 +152,14 @@ def overlay_heatmap(gray: np.ndarray, heatmap: np.ndarray, image_weight: float =
     return show_cam_on_image(rgb, np.clip(heatmap, 0, 1).astype(np.float32), use_rgb=True, image_weight=image_weight)
 
 
+def heatmap_rgb(heatmap: np.ndarray) -> np.ndarray:
+    """A [0, 1] heat map as an RGB uint8 image (jet colour map, as the overlay uses)."""
+    import cv2
+
+    bgr = cv2.applyColorMap(np.uint8(np.round(255 * np.clip(heatmap, 0, 1))), cv2.COLORMAP_JET)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
 def _build_cam(method: str, model: nn.Module, layer: nn.Module):
     import pytorch_grad_cam
 
