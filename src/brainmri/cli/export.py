@@ -1,0 +1,49 @@
+"""``brainmri export CHECKPOINT --format onnx``: an ONNX model with a dynamic batch dimension and
+the checkpoint metadata embedded, checked against PyTorch on a random batch."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import brainmri
+from brainmri.errors import CheckpointError, ConfigError
+
+PARITY_TOLERANCE = 1e-4
+
+
+def run(args) -> int:
+    import torch
+
+    from brainmri.checkpoint import load_checkpoint
+    from brainmri.inference.onnx_backend import OnnxRunner, export_onnx, max_logit_difference
+
+    if args.format != "onnx":
+        raise ConfigError(f"--format={args.format!r} is not valid; choose one of: onnx")
+    if not 7 <= args.opset <= 23:
+        raise ConfigError(f"--opset={args.opset} must be between 7 and 23")
+    src = Path(args.checkpoint)
+    out = Path(args.out) if args.out else src.with_suffix(".onnx")
+    model, meta = load_checkpoint(src)
+    export_onnx(model, meta, out, opset=args.opset)
+    s = meta.preprocess.image_size
+    batch = torch.randn(3, meta.preprocess.in_chans, s, s, generator=torch.Generator().manual_seed(0))
+    diff = max_logit_difference(model, OnnxRunner(out), batch)
+    print(f"wrote {out} ({out.stat().st_size / 1024**2:.1f} MiB, opset {args.opset}, dynamic batch); "
+          f"max |logit difference| vs PyTorch on a random batch: {diff:.2e}")
+    if diff > PARITY_TOLERANCE * 10:
+        raise CheckpointError(f"{out}: ONNX output differs from PyTorch by {diff:.2e} (> {PARITY_TOLERANCE * 10:g}); do not use this export")
+    print(brainmri.DISCLAIMER)
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "export",
+        help="export a checkpoint to ONNX (for onnxruntime serving)",
+        description="Export a checkpoint to ONNX with a dynamic batch dimension; the checkpoint's metadata "
+        "(classes, preprocessing, calibration, OOD thresholds) is embedded so the .onnx file is self-describing.",
+    )
+    p.add_argument("checkpoint", help="a brainmri .safetensors checkpoint")
+    p.add_argument("--format", default="onnx", help="export format (only: onnx)")
+    p.add_argument("--out", "-o", default=None, help="output file (default: CHECKPOINT with .onnx suffix)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset version (default: 17)")
+    p.set_defaults(func=run)

@@ -1,0 +1,213 @@
+"""The HTTP service: FastAPI app with a small web page.
+
+Endpoints:
+    ``POST /v1/predict``  multipart field ``file`` (image, DICOM or NIfTI; sniffed from content);
+                          ``?explain=true`` adds a Grad-CAM overlay PNG (base64) as ``overlay_png``.
+    ``GET /v1/model``     classes, metrics, calibration, intended use, version, disclaimer.
+    ``GET /healthz``      liveness.
+    ``GET /``             the web page; ``/docs`` the OpenAPI UI.
+
+Limits: API key (401), upload size (413), unsupported content (415), unreadable file (422),
+busy (503), timeout (504). Every error is ``{"error": {"code", "message"}}`` and never a
+traceback; the model runs in a thread pool, off the event loop. Nothing here uses a path taken
+from a request, and nothing from an upload (file name, DICOM tags) is logged.
+Imports nothing from ``brainmri.training``. For research use only; not a medical device.
+"""
+from __future__ import annotations
+
+import base64
+import contextlib
+import importlib.util
+import io
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, File, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+import brainmri
+from brainmri.errors import BrainMRIError, ImageReadError
+from brainmri.inference.classifier import Classifier
+from brainmri.inference.sniff import sniff_bytes
+from brainmri.serving.guard import ApiError, GuardMiddleware, InferenceGate
+
+log = logging.getLogger("brainmri.serving")
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+UPLOAD_NAME = "upload"  # the name used in messages: never the client's file name
+STATUS_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type", 422: "unprocessable", 429: "too_many_requests"}
+
+
+@dataclass
+class ServeSettings:
+    """Service configuration (``brainmri serve`` flags)."""
+
+    checkpoint: str | None = None  # None: the bundled model
+    backend: str = "onnx"  # fastest on CPU in bench/inference_bench.py
+    api_key: str | None = None  # None: open (bind to localhost)
+    max_upload_mb: float = 20.0
+    concurrency: int = 2  # predictions running at once
+    queue: int = 32  # predictions allowed to wait; more get 503
+    timeout_s: float = 30.0
+    nifti_axis: str = "axial"
+    nifti_slices: str = "middle:5"
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = [str(x) for x in err.get("loc", ()) if x not in ("body", "query")]
+        field = ".".join(loc) or "request"
+        if err.get("type") == "missing" and field == "file":
+            parts.append("missing form field 'file': send the scan as multipart/form-data with field name 'file'")
+        else:
+            parts.append(f"{field}: {err.get('msg', 'invalid value')}")
+    return "; ".join(parts) or "invalid request"
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return _error(exc.status, exc.code, exc.message, exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = STATUS_CODES.get(exc.status_code, "http_error")
+        message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+        if exc.status_code == 404:
+            message = "no such endpoint; see /docs"
+        return _error(exc.status_code, code, message, getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return _error(422, "invalid_request", _validation_message(exc))
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception) -> JSONResponse:
+        # Log the type and the endpoint only: messages may quote upload content.
+        log.error("internal error on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+        return _error(500, "internal_error", "internal error while handling the request; it has been logged")
+
+
+class PredictService:
+    """The blocking work of one request, run in the gate's threads."""
+
+    def __init__(self, clf: Classifier, settings: ServeSettings):
+        self.clf = clf
+        self.settings = settings
+        self.explain_available = clf._model is not None and importlib.util.find_spec("brainmri.explain.cam") is not None
+
+    def predict(self, data: bytes, explain: bool) -> dict[str, Any]:
+        from brainmri.inference.inputs import decode_bytes
+
+        decoded = decode_bytes(data, UPLOAD_NAME, axis=self.settings.nifti_axis, slices=self.settings.nifti_slices)
+        pred = self.clf.predict_decoded([decoded])[0]
+        out = pred.to_dict()
+        out["path"] = UPLOAD_NAME
+        out["disclaimer"] = brainmri.DISCLAIMER
+        if explain:
+            out["overlay_png"] = None
+            if pred.out_of_distribution:
+                out["overlay_note"] = "no overlay: the input is out of distribution"
+            else:
+                k = decoded.indices.index(pred.most_suspicious_slices[0]) if decoded.is_volume else 0
+                out["overlay_png"] = _png_base64(self.clf.explain_image(decoded.images[k]))
+                if decoded.is_volume:
+                    out["overlay_slice"] = decoded.indices[k]
+        return out
+
+
+def _png_base64(rgb) -> str:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG", optimize=False)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def create_app(settings: ServeSettings | None = None, classifier: Classifier | None = None) -> FastAPI:
+    """Build the app. The model is loaded now (errors surface at start, not on a request).
+
+    Args:
+        settings: limits and model choice.
+        classifier: an already loaded model (tests); default loads ``settings.checkpoint``.
+    """
+    settings = settings or ServeSettings()
+    clf = classifier or Classifier.load(settings.checkpoint, backend=settings.backend)
+    service = PredictService(clf, settings)
+    gate = InferenceGate(settings.concurrency, settings.queue, settings.timeout_s)
+    max_bytes = int(settings.max_upload_mb * 1024**2)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI):
+        yield
+        gate.shutdown()
+
+    app = FastAPI(
+        lifespan=lifespan,
+        title="brainmri",
+        version=brainmri.__version__,
+        description=f"Brain MRI classification service. {brainmri.DISCLAIMER}",
+    )
+    app.state.settings, app.state.classifier, app.state.gate = settings, clf, gate
+    _install_error_handlers(app)
+
+    @app.get("/healthz", summary="Liveness")
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", "model_loaded": True, "backend": clf.backend, "in_flight": gate.pending}
+
+    @app.get("/v1/model", summary="Model card: classes, metrics, calibration, intended use")
+    async def model_info() -> dict[str, Any]:
+        info = clf.describe()
+        info["explain_available"] = service.explain_available
+        info["limits"] = {"max_upload_mb": settings.max_upload_mb, "timeout_s": settings.timeout_s}
+        info["accepted_formats"] = ["png", "jpeg", "bmp", "tiff", "gif", "webp", "dicom", "nifti"]
+        return info
+
+    @app.post("/v1/predict", summary="Classify one scan (image, DICOM or NIfTI)")
+    async def predict(file: UploadFile = File(..., description="the scan"), explain: bool = False) -> dict[str, Any]:
+        data = await file.read(max_bytes + 1)
+        await file.close()
+        if len(data) > max_bytes:
+            raise ApiError(413, "payload_too_large", f"upload is over the {settings.max_upload_mb:g} MB limit")
+        if not data:
+            raise ApiError(400, "empty_file", "the uploaded file is empty (0 bytes)")
+        if sniff_bytes(data[: 64 * 1024]) is None:
+            raise ApiError(415, "unsupported_media_type", "unsupported content: not a PNG/JPEG/BMP/TIFF/GIF/WebP image, DICOM or NIfTI file (the format is detected from the content, not the name)")
+        if explain and not service.explain_available:
+            raise ApiError(501, "explain_unavailable", "explanations are not available with this model (they need the PyTorch checkpoint and brainmri.explain)")
+        try:
+            return await gate.run(service.predict, data, explain)
+        except ImageReadError as exc:
+            raise ApiError(422, "unreadable_file", exc.reason) from None
+        except BrainMRIError as exc:
+            raise ApiError(422, "unprocessable", str(exc).replace(UPLOAD_NAME + ": ", "", 1)) from None
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(GuardMiddleware, api_key=settings.api_key, max_upload_mb=settings.max_upload_mb)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory brainmri.serving.app:app_from_env`` (BRAINMRI_CHECKPOINT,
+    BRAINMRI_BACKEND, BRAINMRI_API_KEY)."""
+    return create_app(
+        ServeSettings(
+            checkpoint=os.environ.get("BRAINMRI_CHECKPOINT") or None,
+            backend=os.environ.get("BRAINMRI_BACKEND", ServeSettings.backend),
+            api_key=os.environ.get("BRAINMRI_API_KEY") or None,
+        )
+    )

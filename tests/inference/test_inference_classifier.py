@@ -1,0 +1,100 @@
+"""Classifier: inputs of every kind, calibrated probabilities, batches with bad files."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from inference_helpers import make_checkpoint, phantom
+from PIL import Image
+
+from brainmri import Classifier
+from brainmri.errors import CheckpointError, ConfigError, ImageReadError
+from brainmri.inference import classifier as classifier_module
+
+FIELDS = {"path", "label", "probabilities", "confidence", "out_of_distribution", "ood_reason", "error"}
+
+
+def test_numpy_pil_and_path_agree(tiny_clf, tmp_path) -> None:
+    img = phantom(0, seed=1)
+    Image.fromarray(img).save(tmp_path / "a.png")
+    results = [tiny_clf.predict(img), tiny_clf.predict(Image.fromarray(img)), tiny_clf.predict(tmp_path / "a.png")]
+    for r in results:
+        d = r.to_dict()
+        assert FIELDS <= set(d)
+        assert d["error"] is None and d["out_of_distribution"] is False
+        assert set(d["probabilities"]) == set(tiny_clf.class_names)
+        assert sum(d["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+        assert d["confidence"] == max(d["probabilities"].values())
+        assert d["label"] == max(d["probabilities"], key=d["probabilities"].get)
+    assert results[0].probabilities == results[1].probabilities == results[2].probabilities
+    assert results[2].path == str(tmp_path / "a.png")
+
+
+def test_rgb_array_of_gray_content_is_accepted(tiny_clf) -> None:
+    img = phantom(1, seed=2)
+    gray = tiny_clf.predict(img)
+    rgb = tiny_clf.predict(np.stack([img] * 3, axis=-1))
+    assert rgb.out_of_distribution is False
+    assert rgb.probabilities == gray.probabilities
+
+
+def test_confidence_uses_the_checkpoint_temperature(tmp_path) -> None:
+    img = phantom(2, seed=3)
+    cold = Classifier.load(make_checkpoint(tmp_path / "t1.safetensors", temperature=1.0, seed=7))
+    warm = Classifier.load(make_checkpoint(tmp_path / "t3.safetensors", temperature=3.0, seed=7))
+    logits = cold.logits(cold.prepare(img)[None])[0]
+    expected = torch.softmax(logits / 3.0, dim=0).numpy()
+    got = warm.predict(img)
+    np.testing.assert_allclose([got.probabilities[c] for c in warm.class_names], expected, atol=1e-5)
+    assert got.confidence < cold.predict(img).confidence
+
+
+def test_batch_keeps_going_after_a_bad_file(tiny_clf, tmp_path) -> None:
+    good = tmp_path / "good.png"
+    Image.fromarray(phantom(3, seed=4)).save(good)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(good.read_bytes()[:60])
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    preds = tiny_clf.predict_batch([good, broken, text, tmp_path / "missing.png", phantom(0)], batch_size=2)
+    assert [p.error is None for p in preds] == [True, False, False, False, True]
+    assert "broken.png" in preds[1].error and "corrupt" in preds[1].error
+    assert "notes.png" in preds[2].error and "unsupported content" in preds[2].error
+    assert "not found" in preds[3].error
+    assert preds[0].label is not None and preds[4].label is not None
+
+
+def test_single_predict_raises_naming_the_file(tiny_clf, tmp_path) -> None:
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff" + b"\x00" * 10)
+    with pytest.raises(ImageReadError, match="bad.jpg"):
+        tiny_clf.predict(bad)
+
+
+def test_missing_bundled_model_says_how_to_pass_one(monkeypatch) -> None:
+    monkeypatch.setattr(classifier_module, "BUNDLED_MODEL", "absent-model.safetensors")
+    with pytest.raises(CheckpointError, match="--checkpoint"):
+        Classifier.load()
+
+
+def test_unknown_backend_and_missing_file(tiny_ckpt, tmp_path) -> None:
+    with pytest.raises(ConfigError, match="torch, onnx"):
+        Classifier.load(tiny_ckpt, backend="tensorrt")
+    with pytest.raises(CheckpointError, match="not found"):
+        Classifier.load(tmp_path / "nope.safetensors")
+
+
+def test_channels_last_and_bf16_match_fp32(tiny_ckpt) -> None:
+    img = phantom(1, seed=9)
+    ref = Classifier.load(tiny_ckpt, channels_last=False).predict(img).probabilities
+    cl = Classifier.load(tiny_ckpt, channels_last=True).predict(img).probabilities
+    bf = Classifier.load(tiny_ckpt, bf16=True).predict(img).probabilities
+    for c in ref:
+        assert cl[c] == pytest.approx(ref[c], abs=1e-5)
+        assert bf[c] == pytest.approx(ref[c], abs=0.02)
+
+
+def test_describe_carries_the_disclaimer(tiny_clf) -> None:
+    info = tiny_clf.describe()
+    assert info["disclaimer"] == "For research use only; not a medical device."
+    assert info["classes"] == tiny_clf.class_names and info["image_size"] == 64

@@ -1,0 +1,109 @@
+"""DICOM: windowing, rescale, MONOCHROME1, multi-frame, compression, errors, privacy."""
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pytest
+from dicom_factory import PATIENT, make_dicom
+
+from brainmri.cli.main import main
+from brainmri.errors import ImageReadError
+from brainmri.inference.dicom import read_dicom, window_to_uint8
+from brainmri.inference.inputs import decode_path
+
+from inference_helpers import phantom
+
+
+def _ramp(h: int = 32, w: int = 32, hi: int = 1000) -> np.ndarray:
+    return np.linspace(0, hi, h * w).reshape(h, w).astype(np.uint16)
+
+
+def test_window_maps_edges_to_black_and_white() -> None:
+    out = window_to_uint8(np.array([-10.0, 100.0, 150.0, 200.0, 500.0]), center=150, width=100)
+    assert out.tolist() == [0, 0, 128, 255, 255]
+
+
+def test_monochrome1_is_inverted(tmp_path) -> None:
+    pixels = _ramp()
+    m2 = read_dicom(make_dicom(tmp_path / "m2.dcm", pixels).read_bytes(), "m2").frames[0]
+    m1 = read_dicom(make_dicom(tmp_path / "m1.dcm", pixels, photometric="MONOCHROME1").read_bytes(), "m1").frames[0]
+    assert m2[0, 0] == 0 and m2[-1, -1] == 255
+    np.testing.assert_array_equal(m1.astype(int), 255 - m2.astype(int))
+
+
+def test_rescale_then_window(tmp_path) -> None:
+    # stored 0..1000 -> modality values 2*v - 1000 in [-1000, 1000]; window [0, 1000]
+    pixels = np.array([[0, 500, 750], [1000, 250, 600]], np.uint16).repeat(8, 0).repeat(8, 1)
+    path = make_dicom(tmp_path / "ct.dcm", pixels, slope=2, intercept=-1000, window=(500, 1000))
+    out = read_dicom(path.read_bytes(), "ct").frames[0]
+    # value 500 -> 0 (window low edge), 750 -> 500 -> 128, 1000 -> 1000 -> 255, 250 -> -500 -> 0
+    assert out[0, 0] == 0 and out[0, 8] == 0 and out[0, 16] == 128 and out[8, 0] == 255 and out[8, 8] == 0
+    assert out[8, 16] == round(200 / 1000 * 255)
+
+
+def test_no_window_uses_full_range(tmp_path) -> None:
+    pixels = _ramp(hi=4000)
+    out = read_dicom(make_dicom(tmp_path / "a.dcm", pixels).read_bytes(), "a").frames[0]
+    assert out.min() == 0 and out.max() == 255 and out.dtype == np.uint8
+
+
+@pytest.mark.parametrize("syntax", ["1.2.840.10008.1.2.5", "1.2.840.10008.1.2.4.90"])  # RLE, JPEG 2000 lossless
+def test_compressed_transfer_syntaxes(tmp_path, syntax: str) -> None:
+    pixels = (phantom(0, size=64).astype(np.uint16) * 16)
+    try:
+        path = make_dicom(tmp_path / "c.dcm", pixels, compress=syntax)
+    except RuntimeError as exc:  # encoder plugin not installed
+        pytest.skip(f"no encoder for {syntax}: {exc}")
+    plain = read_dicom(make_dicom(tmp_path / "p.dcm", pixels).read_bytes(), "p").frames[0]
+    got = read_dicom(path.read_bytes(), "c")
+    assert got.info["transfer_syntax"] != "Explicit VR Little Endian"
+    np.testing.assert_array_equal(got.frames[0], plain)
+
+
+def test_multiframe_is_a_volume(tmp_path, tiny_clf) -> None:
+    frames = np.stack([phantom(i, size=64, seed=i).astype(np.uint16) for i in range(3)])
+    path = make_dicom(tmp_path / "mf.dcm", frames)
+    decoded = decode_path(path)
+    assert decoded.is_volume and decoded.indices == [0, 1, 2] and len(decoded.images) == 3
+    pred = tiny_clf.predict(path).to_dict()
+    assert [s["index"] for s in pred["slices"]] == [0, 1, 2]
+    mean = np.mean([[s["probabilities"][c] for c in tiny_clf.class_names] for s in pred["slices"]], axis=0)
+    np.testing.assert_allclose([pred["probabilities"][c] for c in tiny_clf.class_names], mean, atol=1e-5)
+    assert sorted(pred["most_suspicious_slices"]) == [0, 1, 2]
+
+
+def test_missing_pixel_data_names_the_file(tmp_path) -> None:
+    path = make_dicom(tmp_path / "nopix.dcm", _ramp(), pixel_data=False)
+    with pytest.raises(ImageReadError, match="nopix.dcm.*no pixel data"):
+        decode_path(path)
+
+
+def test_undecodable_transfer_syntax_is_a_clear_error(tmp_path) -> None:
+    import pydicom
+    from pydicom.encaps import encapsulate
+
+    path = make_dicom(tmp_path / "mpeg.dcm", _ramp())
+    ds = pydicom.dcmread(path)
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.100"  # MPEG2: no decoder
+    ds.PixelData = encapsulate([b"\x00" * 64])
+    ds["PixelData"].VR = "OB"
+    ds.save_as(path, enforce_file_format=True)
+    with pytest.raises(ImageReadError, match=r"mpeg.dcm: .*transfer syntax"):
+        decode_path(path)
+
+
+def test_patient_tags_never_in_output_or_logs(tmp_path, tiny_ckpt, caplog, capsys) -> None:
+    path = make_dicom(tmp_path / "patient.dcm", phantom(2, size=64).astype(np.uint16))
+    bad = make_dicom(tmp_path / "patient_nopix.dcm", _ramp(), pixel_data=False)
+    out = tmp_path / "out.json"
+    caplog.set_level(logging.DEBUG)
+    code = main(["predict", str(path), str(bad), "--checkpoint", str(tiny_ckpt), "--json", str(out)])
+    assert code == 1  # the file without pixels failed, the other was predicted
+    text = out.read_text() + capsys.readouterr().out + caplog.text
+    results = json.loads(out.read_text())["results"]
+    assert results[0]["error"] is None and results[0]["info"]["modality"] == "MR"
+    for value in PATIENT.values():
+        assert value not in text
+        assert value.split("^")[0] not in text

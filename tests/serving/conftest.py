@@ -1,0 +1,35 @@
+"""Fixtures for serving tests (helpers shared with tests/inference)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+import brainmri  # noqa: F401
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "inference"))
+from inference_helpers import make_checkpoint, phantom  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.safetensors")
+
+
+@pytest.fixture(scope="session")
+def tiny_clf(tiny_ckpt: Path):
+    from brainmri import Classifier
+
+    return Classifier.load(tiny_ckpt)
+
+
+@pytest.fixture()
+def phantom_png(tmp_path: Path) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(phantom(0, size=80, seed=5)).save(buf, format="PNG")
+    return buf.getvalue()
