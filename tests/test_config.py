@@ -1,0 +1,146 @@
+"""Config: YAML loading, unknown fields, validation messages that name the field, overrides."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from brainmri.config import (
+    DataConfig,
+    RunConfig,
+    apply_overrides,
+    config_hash,
+    from_dict,
+    load_run_config,
+    to_dict,
+    validate,
+)
+from brainmri.data.presets import PRESETS, get_preset, resolve_classes
+from brainmri.errors import ConfigError
+
+
+def test_defaults_validate_and_round_trip_through_json() -> None:
+    cfg = validate(RunConfig())
+    data = json.loads(json.dumps(to_dict(cfg)))
+    again = from_dict(RunConfig, data)
+    assert to_dict(again) == to_dict(cfg)
+    assert again.preprocess.percentile_clip == cfg.preprocess.percentile_clip  # tuple restored
+    assert config_hash(again) == config_hash(cfg)
+
+
+def test_yaml_fills_sections_and_defaults_fill_the_rest(tmp_path: Path) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text("data:\n  root: /data\n  preset: tumor2\ntrain:\n  lr: 0.0003\n  epochs: 3\n")
+    cfg = load_run_config(path)
+    assert cfg.data.root == "/data" and cfg.data.preset == "tumor2"
+    assert cfg.train.lr == pytest.approx(3e-4) and cfg.train.epochs == 3
+    assert cfg.model.name == RunConfig().model.name
+
+
+def test_hash_changes_with_content() -> None:
+    a, b = RunConfig(), RunConfig()
+    b.preprocess.image_size = 128
+    assert config_hash(a) != config_hash(b) and len(config_hash(a)) == 16
+
+
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        ("data:\n  roots: x\n", "data.roots"),
+        ("bogus: 1\n", "bogus"),
+        ("data: [1, 2\n", "not valid YAML"),
+        ("- a\n- b\n", "expected a mapping"),
+    ],
+)
+def test_bad_yaml_is_named(tmp_path: Path, text: str, match: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=match):
+        load_run_config(path)
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_run_config(tmp_path / "none.yaml")
+
+
+def test_unknown_field_lists_valid_fields() -> None:
+    with pytest.raises(ConfigError, match=r"model\.nmae.*valid fields of model: name"):
+        from_dict(RunConfig, {"model": {"nmae": "x"}})
+
+
+@pytest.mark.parametrize(
+    "section,field,value,match",
+    [
+        ("preprocess", "image_size", 8, "preprocess.image_size=8"),
+        ("preprocess", "in_chans", 2, r"preprocess\.in_chans=2 .*choose one of: 1, 3"),
+        ("preprocess", "percentile_clip", (90.0, 10.0), "preprocess.percentile_clip"),
+        ("preprocess", "std", 0.0, "preprocess.std"),
+        ("data", "split", "random", r"data\.split='random' .*auto, stratified, leak-free"),
+        ("data", "preset", "tumor3", r"data\.preset='tumor3' .*tumor4, tumor2, alzheimer4"),
+        ("data", "val_ratio", 1.5, "data.val_ratio=1.5"),
+        ("data", "class_weights", "inverse", "data.class_weights"),
+        ("model", "head", "deep", r"model\.head='deep'.*linear, mlp"),
+        ("train", "optimizer", "sgd", r"train\.optimizer='sgd'.*adam, adamw"),
+        ("train", "schedule", "step", "train.schedule"),
+        ("train", "monitor", "loss", "train.monitor"),
+        ("train", "precision", "8", "train.precision"),
+        ("train", "batch_size", 0, "train.batch_size"),
+        ("train", "unfreeze", "some", "train.unfreeze"),
+    ],
+)
+def test_validation_names_the_field(section: str, field: str, value, match: str) -> None:
+    cfg = RunConfig()
+    setattr(getattr(cfg, section), field, value)
+    with pytest.raises(ConfigError, match=match):
+        validate(cfg)
+
+
+def test_ratios_and_epochs_combined() -> None:
+    cfg = RunConfig(data=DataConfig(val_ratio=0.5, test_ratio=0.5))
+    with pytest.raises(ConfigError, match=r"val_ratio \+ data\.test_ratio"):
+        validate(cfg)
+    cfg = RunConfig()
+    cfg.train.epochs, cfg.train.head_epochs = 0, 0
+    with pytest.raises(ConfigError, match="train.epochs"):
+        validate(cfg)
+
+
+def test_overrides_set_dotted_fields_and_skip_none() -> None:
+    cfg = apply_overrides(RunConfig(), {"train.lr": 0.01, "data.root": "x", "model.name": None})
+    assert cfg.train.lr == 0.01 and cfg.data.root == "x" and cfg.model.name == RunConfig().model.name
+    with pytest.raises(ConfigError, match="unknown config field train.lrr"):
+        apply_overrides(cfg, {"train.lrr": 1})
+
+
+# ---------------------------------------------------------------------------------------------- presets
+
+
+def test_config_preset_choices_match_presets_module() -> None:
+    for name in PRESETS:
+        cfg = RunConfig(data=DataConfig(preset=name))
+        validate(cfg)  # every preset the data layer knows is accepted by the config
+
+
+def test_presets_class_names() -> None:
+    assert list(get_preset("tumor4").class_names) == ["glioma", "meningioma", "notumor", "pituitary"]
+    assert list(get_preset("tumor2").class_names) == ["notumor", "tumor"]
+    assert list(get_preset("alzheimer4").class_names) == ["Mild_Demented", "Moderate_Demented", "Non_Demented", "Very_Mild_Demented"]
+    with pytest.raises(ConfigError, match="tumor4"):
+        get_preset("nope")
+
+
+def test_tumor2_map_covers_every_tumor4_and_yes_no_name() -> None:
+    mapping = get_preset("tumor2").class_map
+    for name in ("glioma", "meningioma", "pituitary", "yes"):
+        assert mapping[name] == "tumor"
+    for name in ("notumor", "no"):
+        assert mapping[name] == "notumor"
+
+
+def test_explicit_fields_override_preset() -> None:
+    names, mapping = resolve_classes(DataConfig(preset="tumor2", class_names=["tumor", "notumor"], class_map={"yes": "notumor"}))
+    assert names == ["tumor", "notumor"]
+    assert mapping["yes"] == "notumor" and mapping["glioma"] == "tumor"
+    assert resolve_classes(DataConfig()) == (None, {})
