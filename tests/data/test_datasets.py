@@ -127,6 +127,17 @@ def test_npz_layout_and_round_trip_names(make_dataset) -> None:
     assert load(path.parent).layout == "npz"  # a folder holding one NPZ
 
 
+def test_npz_keys_found_by_shape_and_one_hot_labels(tmp_path: Path) -> None:
+    path = tmp_path / "image_data.npz"
+    one_hot = np.eye(2, dtype=np.float32)[[0, 1, 1, 0, 1, 0]]
+    np.savez(path, scans=np.zeros((6, 8, 8), np.uint8), target_onehot=one_hot)
+    with pytest.raises(DatasetError, match="cannot find the labels array"):
+        load(path)  # 2-D labels are not guessed by shape
+    index = load(path, npz_labels_key="target_onehot", class_names=["no", "yes"])
+    assert Counter(index.class_names[s.label] for s in index.samples) == {"no": 3, "yes": 3}
+    assert [s.label for s in sorted(index.samples, key=lambda s: s.index)] == [0, 1, 1, 0, 1, 0]
+
+
 def test_npz_custom_keys_and_channels(tmp_path: Path) -> None:
     path = tmp_path / "x.npz"
     np.savez(path, scans=np.zeros((6, 8, 8, 3), np.float32), dx=np.array([0, 1] * 3))
@@ -283,7 +294,7 @@ def test_npz_mismatched_lengths_refused_by_name(tmp_path: Path) -> None:
     [
         ({"images": np.zeros((4, 8), np.uint8), "labels": np.zeros(4)}, "shape"),
         ({"images": np.array([["a"] * 4] * 4), "labels": np.zeros(4)}, "dtype"),
-        ({"pixels": np.zeros((4, 8, 8)), "labels": np.zeros(4)}, "cannot find the images"),
+        ({"a": np.zeros((4, 8, 8)), "b": np.zeros((4, 8, 8)), "labels": np.zeros(4)}, "cannot find the images.*arrays: a, b"),
         ({"images": np.zeros((4, 8, 8)), "labels": np.array([0.5, 1, 0, 1])}, "non-integer"),
     ],
 )

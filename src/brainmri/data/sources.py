@@ -139,7 +139,8 @@ def read_csv_labels(csv_path: Path, root: Path, cfg: DataConfig) -> tuple[list[R
 # NPZ
 
 
-def _pick_key(keys: list[str], wanted: str | None, defaults: tuple[str, ...], what: str, path: Path, field: str) -> str:
+def _pick_key(arrays: dict[str, np.ndarray], wanted: str | None, defaults: tuple[str, ...], what: str, path: Path, field: str) -> str:
+    keys = list(arrays)
     if wanted:
         if wanted not in keys:
             raise DatasetError(f"{path}: no array {wanted!r} (data.{field}); arrays: {', '.join(keys)}")
@@ -147,7 +148,21 @@ def _pick_key(keys: list[str], wanted: str | None, defaults: tuple[str, ...], wh
     for k in defaults:
         if k in keys:
             return k
+    # fall back on shape: the only image stack (ndim >= 3) / the only 1-D array
+    shaped = [k for k, a in arrays.items() if (a.ndim >= 3 if what == "images" else a.ndim == 1 and a.dtype.kind in "uifb")]
+    if len(shaped) == 1:
+        return shaped[0]
     raise DatasetError(f"{path}: cannot find the {what} array (tried {', '.join(defaults)}; arrays: {', '.join(keys)}); set data.{field}")
+
+
+def _one_hot_to_index(labels: np.ndarray) -> np.ndarray:
+    """(N, K) one-hot labels -> (N,) indices; other arrays unchanged."""
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        return labels[:, 0]
+    if labels.ndim == 2 and labels.shape[1] > 1 and labels.dtype.kind in "uifb":
+        if np.isin(labels, (0, 1)).all() and (labels.sum(axis=1) == 1).all():
+            return labels.argmax(axis=1)
+    return labels
 
 
 def _load_npz(path: Path) -> dict[str, np.ndarray]:
@@ -198,13 +213,10 @@ def read_npz(path: Path, cfg: DataConfig) -> tuple[np.ndarray, list[RawSample], 
             labels of different lengths; the message names the file.
     """
     arrays = _load_npz(path)
-    keys = list(arrays)
-    ikey = _pick_key(keys, cfg.npz_images_key, NPZ_IMAGE_KEYS, "images", path, "npz_images_key")
-    lkey = _pick_key(keys, cfg.npz_labels_key, NPZ_LABEL_KEYS, "labels", path, "npz_labels_key")
-    images, labels = arrays[ikey], arrays[lkey]
+    ikey = _pick_key(arrays, cfg.npz_images_key, NPZ_IMAGE_KEYS, "images", path, "npz_images_key")
+    lkey = _pick_key(arrays, cfg.npz_labels_key, NPZ_LABEL_KEYS, "labels", path, "npz_labels_key")
+    images, labels = arrays[ikey], _one_hot_to_index(arrays[lkey])
     _check_images(images, path, ikey)
-    if labels.ndim == 2 and labels.shape[1] == 1:
-        labels = labels[:, 0]
     if labels.ndim != 1:
         raise DatasetError(f"{path}: labels {lkey!r} have shape {labels.shape}; expected one label per image (N,)")
     if len(labels) != len(images):
