@@ -117,6 +117,25 @@ def test_csv_split_column_is_official(tmp_path: Path, make_dataset) -> None:
     assert index.official_split and index.counts()["test"] == {"a": 1, "b": 1}
 
 
+def test_csv_split_missing_a_class_is_named(make_dataset) -> None:
+    root = make_dataset("csv", n_per_class=4, class_names=("a", "b"), csv_labels="name")
+    rows = list(csv.reader(open(root / "labels.csv")))
+    rows[0].append("split")
+    for row in rows[1:]:
+        row.append("test" if row[1] == "a" else "train")  # every test row is class a
+    with open(root / "labels.csv", "w", newline="") as fh:
+        csv.writer(fh).writerows(rows)
+    with pytest.raises(DatasetError, match="class 'b' is missing from split 'test'"):
+        load(root)
+
+
+def test_training_folder_only_carves_val_and_test(make_dataset) -> None:
+    root = make_dataset("split", n_per_class=20, class_names=("a", "b"))
+    shutil.rmtree(root / "Testing")
+    counts = load(root, val_ratio=0.1, test_ratio=0.2).counts()
+    assert counts["val"] == {"a": 2, "b": 2} and counts["test"] == {"a": 4, "b": 4} and counts["train"] == {"a": 14, "b": 14}
+
+
 def test_npz_layout_and_round_trip_names(make_dataset) -> None:
     path = make_dataset("npz", n_per_class=10, class_names=("a", "b"))
     index = load(path)
