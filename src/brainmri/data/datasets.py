@@ -155,28 +155,32 @@ def _is_int(text: str) -> bool:
         return False
 
 
+def _decode_label(r: RawSample, label_names: dict[str, str], codes: list[str] | None) -> str:
+    """A record's label name: through ``data.csv_label_names``, or an integer code into ``codes``."""
+    raw = r.label.strip()
+    if label_names:
+        key = raw if raw in label_names or not _is_int(raw) else str(int(float(raw)))
+        if key not in label_names:
+            raise DatasetError(f"{r.where}: unknown label {raw!r} (data.csv_label_names has: {', '.join(label_names)})")
+        raw = label_names[key]
+    elif codes and _is_int(raw):
+        i = int(float(raw))
+        if not 0 <= i < len(codes):
+            raise DatasetError(f"{r.where}: unknown label {raw!r} (label codes must be 0..{len(codes) - 1} for classes {codes})")
+        raw = codes[i]
+    if not raw:
+        raise DatasetError(f"{r.where}: empty label")
+    return raw
+
+
 def _resolve_labels(
     records: list[RawSample], cfg: DataConfig, coded: bool, code_names: list[str] | None
 ) -> tuple[list[str], list[int]]:
     """Turn raw label strings into class names and label indices (presets, class maps, codes)."""
     fixed, class_map = resolve_classes(cfg)
-    label_names = {str(k): str(v) for k, v in (cfg.csv_label_names or {}).items()}
-    codes = code_names or fixed
-    names: list[str] = []
-    for r in records:
-        raw = r.label.strip()
-        if label_names:
-            if raw not in label_names and not (_is_int(raw) and str(int(float(raw))) in label_names):
-                raise DatasetError(f"{r.where}: unknown label {raw!r} (data.csv_label_names has: {', '.join(label_names)})")
-            raw = label_names.get(raw) or label_names[str(int(float(raw)))]
-        elif coded and codes and _is_int(raw):
-            i = int(float(raw))
-            if not 0 <= i < len(codes):
-                raise DatasetError(f"{r.where}: unknown label {raw!r} (label codes must be 0..{len(codes) - 1} for classes {codes})")
-            raw = codes[i]
-        if not raw:
-            raise DatasetError(f"{r.where}: empty label")
-        names.append(map_class(raw, class_map))
+    label_names = {str(k): str(v) for k, v in (cfg.csv_label_names or {}).items()} if coded else {}
+    codes = (code_names or fixed) if coded else None
+    names = [map_class(_decode_label(r, label_names, codes), class_map) for r in records]
     if fixed is None:
         found = set(names)
         if coded and all(_is_int(n) for n in found):
