@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
@@ -124,16 +125,17 @@ class InferenceGate:
         self.concurrency = max(1, int(concurrency))
         self.capacity = self.concurrency + max(0, int(queue))
         self.timeout_s = float(timeout_s)
-        self.pending = 0  # running + waiting; touched only on the event-loop thread
+        self.pending = 0  # running + waiting
+        self._lock = threading.Lock()
         self.executor = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="brainmri-infer")
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        if self.pending >= self.capacity:
-            raise ApiError(503, "busy", f"server is busy ({self.pending} requests in progress); retry shortly", {"Retry-After": "1"})
-        loop = asyncio.get_running_loop()
-        self.pending += 1
+        with self._lock:
+            if self.pending >= self.capacity:
+                raise ApiError(503, "busy", f"server is busy ({self.pending} requests in progress); retry shortly", {"Retry-After": "1"})
+            self.pending += 1
         cfut = self.executor.submit(fn, *args)
-        cfut.add_done_callback(lambda _: loop.call_soon_threadsafe(self._release))
+        cfut.add_done_callback(self._release)  # runs when the work really ends (or is cancelled)
         afut = asyncio.wrap_future(cfut)
         afut.add_done_callback(lambda f: f.cancelled() or f.exception())  # never "exception never retrieved"
         try:
@@ -142,8 +144,9 @@ class InferenceGate:
             cfut.cancel()
             raise ApiError(504, "timeout", f"prediction took longer than {self.timeout_s:g} s") from None
 
-    def _release(self) -> None:
-        self.pending -= 1
+    def _release(self, _: Any = None) -> None:
+        with self._lock:
+            self.pending -= 1
 
     def shutdown(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)

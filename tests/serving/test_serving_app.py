@@ -1,0 +1,195 @@
+"""The HTTP service: endpoints, limits, errors as JSON, no training imports."""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import subprocess
+import sys
+import threading
+import time
+
+import nibabel as nib
+import numpy as np
+import pytest
+from dicom_factory import PATIENT, make_dicom
+from fastapi.testclient import TestClient
+from inference_helpers import phantom
+from PIL import Image
+
+from brainmri import Classifier
+from brainmri.serving.app import ServeSettings, create_app
+
+DISCLAIMER = "For research use only; not a medical device."
+
+
+def _client(clf, **settings) -> TestClient:
+    return TestClient(create_app(ServeSettings(**settings), classifier=clf), raise_server_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def client(tiny_clf) -> TestClient:
+    return _client(tiny_clf, max_upload_mb=1.0)
+
+
+def _assert_error(resp, status: int, code: str) -> dict:
+    assert resp.status_code == status, resp.text
+    body = resp.json()
+    assert set(body) == {"error"} and body["error"]["code"] == code and body["error"]["message"]
+    assert "Traceback" not in resp.text and 'File "' not in resp.text
+    return body["error"]
+
+
+def test_healthz_and_model(client) -> None:
+    assert client.get("/healthz").json()["status"] == "ok"
+    info = client.get("/v1/model").json()
+    assert info["classes"] == ["glioma", "meningioma", "notumor", "pituitary"]
+    assert info["disclaimer"] == DISCLAIMER and info["intended_use"] and info["version"]
+    assert info["calibration"]["temperature"] == 1.0 and "metrics" in info
+
+
+def test_predict_png(client, phantom_png) -> None:
+    r = client.post("/v1/predict", files={"file": ("brain.png", phantom_png, "image/png")})
+    assert r.status_code == 200, r.text
+    d = r.json()
+    assert d["error"] is None and d["out_of_distribution"] is False and d["label"] in d["probabilities"]
+    assert d["disclaimer"] == DISCLAIMER and d["path"] == "upload"
+    assert sum(d["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_predict_explain_returns_a_png_overlay(client, phantom_png) -> None:
+    pytest.importorskip("pytorch_grad_cam")
+    d = client.post("/v1/predict?explain=true", files={"file": ("x", phantom_png)}).json()
+    png = base64.b64decode(d["overlay_png"])
+    with Image.open(io.BytesIO(png)) as im:
+        assert im.format == "PNG" and im.size == (80, 80)
+
+
+def test_predict_dicom_and_nifti_uploads(client, tmp_path) -> None:
+    dcm = make_dicom(tmp_path / "x.dcm", phantom(1, size=64).astype(np.uint16))
+    r = client.post("/v1/predict", files={"file": ("scan", dcm.read_bytes(), "application/octet-stream")})
+    assert r.status_code == 200 and r.json()["info"]["format"] == "dicom"
+    for value in PATIENT.values():
+        assert value not in r.text
+    vol = np.stack([np.rot90(phantom(k % 4, size=64, seed=k), -1) for k in range(7)], axis=2).astype(np.float32)
+    nib.save(nib.Nifti1Image(vol, np.eye(4)), str(tmp_path / "v.nii.gz"))
+    d = client.post("/v1/predict", files={"file": ("v.nii.gz", (tmp_path / "v.nii.gz").read_bytes())}).json()
+    assert len(d["slices"]) == 5 and len(d["most_suspicious_slices"]) == 3
+
+
+def test_too_large_is_413(client) -> None:
+    big = b"\x89PNG\r\n\x1a\n" + bytes(2 * 1024 * 1024)
+    err = _assert_error(client.post("/v1/predict", files={"file": ("big.png", big)}), 413, "payload_too_large")
+    assert "1 MB" in err["message"]
+
+
+def test_text_named_png_is_415(client) -> None:
+    err = _assert_error(client.post("/v1/predict", files={"file": ("scan.png", b"just text", "image/png")}), 415, "unsupported_media_type")
+    assert "content" in err["message"]
+
+
+def test_corrupt_image_is_422_and_empty_is_400(client, phantom_png) -> None:
+    _assert_error(client.post("/v1/predict", files={"file": ("t.png", phantom_png[:80])}), 422, "unreadable_file")
+    _assert_error(client.post("/v1/predict", files={"file": ("e.png", b"")}), 400, "empty_file")
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"data": {"other": "1"}},
+        {"content": b"{not json", "headers": {"content-type": "application/json"}},
+        {"content": b"--x\r\nbroken", "headers": {"content-type": "multipart/form-data; boundary=x"}},
+        {"content": b"abc", "headers": {"content-type": "text/plain"}},
+    ],
+)
+def test_malformed_requests_are_json_errors(client, kwargs: dict) -> None:
+    err = _assert_error(client.post("/v1/predict", **kwargs), 422, "invalid_request")
+    assert "field 'file'" in err["message"]
+
+
+def test_bad_query_value_names_the_field(client, phantom_png) -> None:
+    err = _assert_error(client.post("/v1/predict?explain=maybe", files={"file": ("a.png", phantom_png)}), 422, "invalid_request")
+    assert err["message"].startswith("explain:")
+
+
+def test_unknown_path_and_method(client) -> None:
+    _assert_error(client.get("/v1/nothing"), 404, "not_found")
+    _assert_error(client.get("/v1/predict"), 405, "method_not_allowed")
+
+
+def test_api_key(tiny_clf, phantom_png) -> None:
+    c = _client(tiny_clf, api_key="s3cret")
+    _assert_error(c.get("/v1/model"), 401, "unauthorized")
+    _assert_error(c.post("/v1/predict", files={"file": ("a.png", phantom_png)}, headers={"X-API-Key": "wrong"}), 401, "unauthorized")
+    assert c.get("/v1/model", headers={"X-API-Key": "s3cret"}).status_code == 200
+    assert c.post("/v1/predict", files={"file": ("a.png", phantom_png)}, headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    assert c.get("/healthz").status_code == 200 and c.get("/").status_code == 200  # page and liveness stay open
+
+
+class _Exploding(Classifier):
+    def predict_decoded(self, decoded, batch_size=32):
+        raise RuntimeError("secret internal detail /home/user/patient.dcm")
+
+
+class _Slow(Classifier):
+    def predict_decoded(self, decoded, batch_size=32):
+        time.sleep(0.6)
+        return super().predict_decoded(decoded, batch_size)
+
+
+def _clone(clf: Classifier, cls: type) -> Classifier:
+    return cls(clf.runner, clf.meta, clf.source, clf.backend, model=clf._model)
+
+
+def test_internal_error_is_generic_500_and_service_stays_up(tiny_clf, phantom_png, caplog) -> None:
+    c = _client(_clone(tiny_clf, _Exploding))
+    err = _assert_error(c.post("/v1/predict", files={"file": ("a.png", phantom_png)}), 500, "internal_error")
+    assert "secret" not in err["message"] and "patient" not in caplog.text
+    assert c.get("/healthz").status_code == 200
+
+
+def test_timeout_is_504(tiny_clf, phantom_png) -> None:
+    c = _client(_clone(tiny_clf, _Slow), timeout_s=0.2)
+    _assert_error(c.post("/v1/predict", files={"file": ("a.png", phantom_png)}), 504, "timeout")
+    time.sleep(0.6)
+    assert c.get("/healthz").json()["in_flight"] == 0
+
+
+def test_saturated_is_503(tiny_clf, phantom_png) -> None:
+    c = _client(_clone(tiny_clf, _Slow), concurrency=1, queue=0, timeout_s=5)
+    statuses = []
+
+    def call() -> None:
+        statuses.append(c.post("/v1/predict", files={"file": ("a.png", phantom_png)}).status_code)
+
+    threads = [threading.Thread(target=call) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(statuses)[0] == 200 and 503 in statuses
+
+
+def test_page_and_docs(client) -> None:
+    page = client.get("/")
+    assert page.status_code == 200 and DISCLAIMER in page.text and "app.js" in page.text
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert client.get("/static/app.js").status_code == 200
+    assert client.get("/docs").status_code == 200
+    assert "/v1/predict" in client.get("/openapi.json").json()["paths"]
+
+
+def test_serving_imports_no_training_code() -> None:
+    code = (
+        "import sys, brainmri.serving.app, brainmri.inference, brainmri.cli.predict, brainmri.cli.serve;"
+        "bad = sorted(m for m in sys.modules if m.startswith('brainmri.training') or m == 'lightning');"
+        "print(json.dumps(bad)) if False else None; sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", "import json;" + code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    listing = subprocess.run(
+        [sys.executable, "-c", "import sys, json, brainmri.serving.app; print(json.dumps([m for m in sys.modules if m.startswith('brainmri.')]))"],
+        capture_output=True, text=True, timeout=120,
+    )
+    loaded = json.loads(listing.stdout)
+    assert "brainmri.serving.app" in loaded and not any(m.startswith("brainmri.training") for m in loaded)

@@ -1,0 +1,104 @@
+"""End-to-end: the web page in headless Chromium uploads a phantom PNG and shows the result."""
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from inference_helpers import phantom
+from PIL import Image
+
+from brainmri.serving.app import ServeSettings, create_app
+
+pytestmark = pytest.mark.slow
+CHROME_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run")
+
+
+def _chromium() -> tuple[str, str]:
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    driver = shutil.which("chromedriver") or ("/usr/bin/chromedriver" if Path("/usr/bin/chromedriver").exists() else None)
+    if not browser or not driver:
+        pytest.skip("chromium / chromedriver not installed")
+    return browser, driver
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture()
+def server(tiny_clf):
+    import uvicorn
+
+    port = _free_port()
+    config = uvicorn.Config(create_app(ServeSettings(), classifier=tiny_clf), host="127.0.0.1", port=port, log_level="warning")
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 20
+    while not srv.started and time.time() < deadline:
+        time.sleep(0.05)
+    assert srv.started, "uvicorn did not start"
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture()
+def browser():
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    binary, driver_path = _chromium()
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for flag in CHROME_FLAGS:
+        options.add_argument(flag)
+    drv = webdriver.Chrome(service=Service(driver_path), options=options)
+    yield drv
+    drv.quit()
+
+
+def test_upload_shows_label_bars_and_disclaimer(server, browser, tmp_path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    scan = tmp_path / "phantom.png"
+    Image.fromarray(phantom(0, size=80, seed=3)).save(scan)
+    browser.get(server + "/")
+    assert "For research use only; not a medical device." in browser.find_element(By.ID, "disclaimer").text
+    WebDriverWait(browser, 10).until(lambda d: "Model:" in d.find_element(By.ID, "model-info").text)
+    browser.find_element(By.ID, "file-input").send_keys(str(scan))
+    browser.find_element(By.ID, "explain-input").click()
+    browser.find_element(By.ID, "submit-button").click()
+    WebDriverWait(browser, 30).until(ec.text_to_be_present_in_element((By.ID, "status"), "Done."))
+    label = browser.find_element(By.ID, "label").text
+    assert label in {"glioma", "meningioma", "notumor", "pituitary"}
+    rows = browser.find_elements(By.CSS_SELECTOR, "#bars .bar-row")
+    assert [r.get_attribute("data-cls") for r in rows] == ["glioma", "meningioma", "notumor", "pituitary"]
+    widths = [float(r.find_element(By.CSS_SELECTOR, ".bar").value_of_css_property("width").rstrip("px")) for r in rows]
+    assert all(w > 0 for w in widths)
+    assert browser.find_element(By.CSS_SELECTOR, "#bars .bar-row.top").get_attribute("data-cls") == label
+    overlay = browser.find_element(By.ID, "overlay")
+    WebDriverWait(browser, 10).until(lambda d: overlay.get_attribute("naturalWidth") not in (None, "0"))
+    assert browser.find_element(By.ID, "error").get_attribute("hidden") is not None
+
+
+def test_unsupported_file_shows_the_error(server, browser, tmp_path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    fake = tmp_path / "scan.png"
+    fake.write_text("this is text, not a scan")
+    browser.get(server + "/")
+    browser.find_element(By.ID, "file-input").send_keys(str(fake))
+    browser.find_element(By.ID, "submit-button").click()
+    WebDriverWait(browser, 20).until(lambda d: d.find_element(By.ID, "error").is_displayed())
+    assert "unsupported" in browser.find_element(By.ID, "error").text
