@@ -74,9 +74,9 @@ class DataConfig:
     val_ratio: float = 0.1
     test_ratio: float = 0.1
     seed: int = 42
-    near_duplicate_threshold: int = 6  # perceptual-hash Hamming distance for the leak-free split
+    near_duplicate_threshold: int = 24  # Hamming distance on the 256-bit pHash (see brainmri.data.audit)
     max_pixels: int = 50_000_000  # refuse larger images (decompression bombs)
-    cache_dir: str | None = None  # decoded+cropped+resized image cache; None disables
+    cache_dir: str | None = "auto"  # prepared-image cache: "auto" (~/.cache/brainmri or $BRAINMRI_CACHE), a folder, or None
     balanced_sampler: bool = False
     class_weights: str | None = "balanced"  # balanced | None
 

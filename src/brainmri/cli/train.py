@@ -1,0 +1,107 @@
+"""``brainmri train``: train a classifier (YAML config and/or flags; flags override YAML)."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from brainmri.config import RunConfig, apply_overrides, load_run_config, validate
+from brainmri.models import MODEL_ZOO, default_image_size
+
+# flag -> (config field, type, help)
+FLAGS = {
+    "--data": ("data.root", str, "dataset folder (split folders, class folders), CSV folder or NPZ"),
+    "--preset": ("data.preset", str, "tumor4 | tumor2 | alzheimer4"),
+    "--csv": ("data.csv", str, "CSV mapping image paths to labels"),
+    "--split": ("data.split", str, "auto | stratified | leak-free"),
+    "--val-ratio": ("data.val_ratio", float, "validation fraction when the data has no val split"),
+    "--test-ratio": ("data.test_ratio", float, "test fraction when the data has no split"),
+    "--cache-dir": ("data.cache_dir", str, "prepared-image cache folder ('auto' default, 'none' disables)"),
+    "--model": ("model.name", str, f"backbone: {', '.join(MODEL_ZOO)} or any timm name"),
+    "--pretrained-weights": ("model.pretrained_weights", str, "local ImageNet weights file (safetensors or state dict)"),
+    "--head": ("model.head", str, "linear | mlp (seed 001: pool -> dense -> dropout -> out)"),
+    "--image-size": ("preprocess.image_size", int, "input size in pixels (default: the model's)"),
+    "--in-chans": ("preprocess.in_chans", int, "1 (gray into an adapted first conv) or 3 (gray replicated)"),
+    "--epochs": ("train.epochs", int, "phase-2 (or only) epochs"),
+    "--head-epochs": ("train.head_epochs", int, "phase-1 epochs training the head on a frozen backbone"),
+    "--unfreeze": ("train.unfreeze", str, "phase 2: 'all' or the number of last blocks to unfreeze"),
+    "--lr": ("train.lr", float, "learning rate (phase 2)"),
+    "--head-lr": ("train.head_lr", float, "learning rate (phase 1)"),
+    "--optimizer": ("train.optimizer", str, "adam | adamw"),
+    "--weight-decay": ("train.weight_decay", float, "weight decay (L2)"),
+    "--schedule": ("train.schedule", str, "cosine | plateau | none"),
+    "--label-smoothing": ("train.label_smoothing", float, "label smoothing"),
+    "--batch-size": ("train.batch_size", int, "batch size"),
+    "--num-workers": ("train.num_workers", int, "data loader workers"),
+    "--early-stopping": ("train.early_stopping_patience", int, "patience in epochs (0 disables)"),
+    "--monitor": ("train.monitor", str, "val_loss | val_acc | val_macro_f1 (best checkpoint / early stopping)"),
+    "--precision": ("train.precision", str, "auto | 32 | bf16-mixed | 16-mixed"),
+    "--accelerator": ("train.accelerator", str, "auto | cpu | gpu"),
+    "--devices": ("train.devices", str, "number of devices or 'auto'"),
+    "--num-nodes": ("train.num_nodes", int, "nodes for distributed training"),
+    "--strategy": ("train.strategy", str, "auto | ddp | ddp_spawn | ..."),
+    "--seed": ("train.seed", int, "random seed (also the split seed)"),
+    "--output-dir": ("train.output_dir", str, "where run directories go"),
+    "--run-name": ("train.run_name", str, "run directory name"),
+    "--max-train-batches": ("train.max_train_batches", int, "limit batches per epoch (smoke tests)"),
+}
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train a classifier",
+        description="Train a classifier on Lightning. Settings come from dataclass defaults, then --config YAML, then flags.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--config", help="YAML run config (sections data/preprocess/augment/model/train)")
+    for flag, (_, typ, help_) in FLAGS.items():
+        p.add_argument(flag, type=typ, default=None, help=help_)
+    p.add_argument("--pretrained", action="store_true", default=None, help="ImageNet weights from timm's hub (needs internet)")
+    p.add_argument("--no-crop", dest="crop", action="store_false", default=None, help="disable the brain crop")
+    p.add_argument("--no-augment", dest="augment", action="store_false", default=None, help="disable training augmentation")
+    p.add_argument("--balanced-sampler", action="store_true", default=None, help="class-balanced sampling")
+    p.add_argument("--deterministic", action="store_true", default=None, help="deterministic algorithms (slower)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last completed epoch")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    p.set_defaults(func=run)
+
+
+def build_config(args) -> RunConfig:
+    if args.resume:
+        from brainmri.training.train import load_config_for_resume
+
+        return load_config_for_resume(args.resume)
+    cfg = load_run_config(args.config) if args.config else RunConfig()
+    overrides = {field: getattr(args, flag.lstrip("-").replace("-", "_")) for flag, (field, _, _) in FLAGS.items()}
+    overrides.update({"model.pretrained": args.pretrained, "preprocess.crop": args.crop, "augment.enabled": args.augment,
+                      "data.balanced_sampler": args.balanced_sampler, "train.deterministic": args.deterministic})
+    if args.cache_dir in ("none", "None"):
+        overrides["data.cache_dir"] = None
+        cfg.data.cache_dir = None
+        overrides.pop("data.cache_dir")
+    apply_overrides(cfg, overrides)
+    if args.image_size is None and not (args.config and "image_size" in open(args.config).read()):
+        cfg.preprocess.image_size = default_image_size(cfg.model.name)
+    if not cfg.data.root:
+        from brainmri.errors import ConfigError
+
+        raise ConfigError("no dataset given: pass --data DIR (or data.root in --config)")
+    return validate(cfg)
+
+
+def run(args) -> int:
+    cfg = build_config(args)
+    if args.dry_run:
+        from brainmri.config import to_dict
+
+        print(json.dumps(to_dict(cfg), indent=2))
+        return 0
+    from brainmri.training import run_training
+
+    result = run_training(cfg, resume=args.resume, progress=not args.quiet)
+    print(f"run directory: {result.run_dir}")
+    print(f"best checkpoint: {result.checkpoint}")
+    best = result.metrics.get("best_metrics", {})
+    if best:
+        print("best: " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(best.items()) if k.startswith("val_")))
+    return 0

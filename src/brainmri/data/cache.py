@@ -1,0 +1,82 @@
+"""A disk cache of prepared images (decoded, cropped, resized uint8), so epochs and runs do not
+re-decode JPEGs.
+
+Keyed by the file's content (SHA-1 of its bytes) and the preprocessing config (hash of the
+``PreprocessConfig``): editing a file or changing the crop/size invalidates its entry. Entries are
+``.npy`` files written atomically (temp file + rename); a corrupt entry (truncated, wrong shape)
+is detected on read, deleted and rebuilt.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from brainmri.config import PreprocessConfig, config_hash
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("BRAINMRI_CACHE", Path.home() / ".cache" / "brainmri"))
+
+
+def file_digest(path: str | Path) -> str:
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class ImageCache:
+    """Prepared-image cache for one preprocessing config.
+
+    Example:
+        >>> cache = ImageCache("/tmp/cache", PreprocessConfig(image_size=128))
+        >>> arr = cache.get("scan.jpg")          # None on a miss
+        >>> cache.put("scan.jpg", prepared)       # atomic write
+    """
+
+    def __init__(self, cache_dir: str | Path, cfg: PreprocessConfig):
+        self.cfg = cfg
+        self.dir = Path(cache_dir) / "prepared" / config_hash(cfg)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.hits = 0
+        self.misses = 0
+
+    def _entry(self, digest: str) -> Path:
+        return self.dir / digest[:2] / f"{digest}.npy"
+
+    def key(self, path: str | Path) -> str:
+        return file_digest(path)
+
+    def get(self, path: str | Path, digest: str | None = None) -> np.ndarray | None:
+        entry = self._entry(digest or self.key(path))
+        if not entry.exists():
+            self.misses += 1
+            return None
+        s = int(self.cfg.image_size)
+        try:
+            arr = np.load(entry, allow_pickle=False)
+            if arr.dtype != np.uint8 or arr.shape != (s, s):
+                raise ValueError("unexpected shape or dtype")
+        except (ValueError, OSError, EOFError):
+            entry.unlink(missing_ok=True)  # corrupt: drop and rebuild
+            self.misses += 1
+            return None
+        self.hits += 1
+        return arr
+
+    def put(self, path: str | Path, arr: np.ndarray, digest: str | None = None) -> None:
+        entry = self._entry(digest or self.key(path))
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=entry.parent, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.save(f, np.ascontiguousarray(arr, dtype=np.uint8), allow_pickle=False)
+            os.replace(tmp, entry)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise

@@ -1,0 +1,116 @@
+"""Training-only augmentation, built from :class:`~brainmri.config.AugmentConfig` with
+torchvision transforms v2.
+
+Seed 001's geometric set (rotation, shift, zoom, shear, horizontal flip) and seed 004's sharpness,
+plus levers for robustness to *other scanners and sources*: brightness/contrast/gamma, blur,
+noise, resolution (down- then up-sampling) and JPEG re-compression. Input and output: a uint8 or
+float tensor (1, S, S); output is float in [0, 1].
+"""
+from __future__ import annotations
+
+import io
+import math
+import random
+
+import brainmri._compat  # noqa: F401
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torchvision.transforms import v2
+
+from brainmri.config import AugmentConfig
+
+
+class RandomGamma(torch.nn.Module):
+    """x ** exp(u), u ~ U(-log_range, log_range), on a [0, 1] float image."""
+
+    def __init__(self, log_range: float):
+        super().__init__()
+        self.log_range = log_range
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        g = math.exp(random.uniform(-self.log_range, self.log_range))
+        return x.clamp(0, 1) ** g
+
+
+class RandomDownscale(torch.nn.Module):
+    """With probability p, resize to a random fraction (0.35-0.9) of the size and back: mimics
+    low-resolution sources."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if random.random() >= self.p:
+            return x
+        s = x.shape[-1]
+        f = random.uniform(0.35, 0.9)
+        small = F.interpolate(x.unsqueeze(0), size=max(8, int(s * f)), mode="area")
+        mode = random.choice(["bilinear", "bicubic", "nearest"])
+        kwargs = {} if mode == "nearest" else {"align_corners": False}
+        return F.interpolate(small, size=(x.shape[-2], s), mode=mode, **kwargs).squeeze(0).clamp(0, 1)
+
+
+class RandomJPEG(torch.nn.Module):
+    """With probability p, re-encode as JPEG at quality 30-95 (Pillow; torchvision.io is not used)."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if random.random() >= self.p:
+            return x
+        arr = (x[0].clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+        buf = io.BytesIO()
+        Image.fromarray(arr, mode="L").save(buf, format="JPEG", quality=random.randint(30, 95))
+        out = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("L"))
+        return torch.from_numpy(out.copy()).float().unsqueeze(0) / 255.0
+
+
+class RandomNoise(torch.nn.Module):
+    """Additive Gaussian noise with a random std in [0, std]."""
+
+    def __init__(self, std: float):
+        super().__init__()
+        self.std = std
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x + torch.randn_like(x) * random.uniform(0, self.std)).clamp(0, 1)
+
+
+def build_augment(cfg: AugmentConfig) -> v2.Compose | None:
+    """The training transform for ``cfg``, or ``None`` when augmentation is disabled."""
+    if not cfg.enabled:
+        return None
+    ops: list[torch.nn.Module] = []
+    if cfg.rotation or cfg.shift or cfg.zoom or cfg.shear:
+        ops.append(
+            v2.RandomAffine(
+                degrees=cfg.rotation,
+                translate=(cfg.shift, cfg.shift) if cfg.shift else None,
+                scale=(1 - cfg.zoom, 1 + cfg.zoom) if cfg.zoom else None,
+                shear=cfg.shear or None,
+                interpolation=v2.InterpolationMode.BILINEAR,
+            )
+        )
+    if cfg.hflip:
+        ops.append(v2.RandomHorizontalFlip(cfg.hflip))
+    if cfg.sharpness:
+        ops.append(v2.RandomAdjustSharpness(sharpness_factor=2.0, p=cfg.sharpness))
+    ops.append(v2.ToDtype(torch.float32, scale=True))
+    if cfg.brightness or cfg.contrast:
+        ops.append(v2.ColorJitter(brightness=cfg.brightness or None, contrast=cfg.contrast or None))
+    if cfg.gamma:
+        ops.append(RandomGamma(cfg.gamma))
+    if cfg.blur:
+        ops.append(v2.RandomApply([v2.GaussianBlur(kernel_size=5, sigma=(0.1, 1.5))], p=cfg.blur))
+    if cfg.downscale:
+        ops.append(RandomDownscale(cfg.downscale))
+    if cfg.jpeg:
+        ops.append(RandomJPEG(cfg.jpeg))
+    if cfg.noise:
+        ops.append(RandomNoise(cfg.noise))
+    return v2.Compose(ops)

@@ -1,0 +1,94 @@
+"""The LightningModule: a classifier, a class-weighted loss and per-epoch metrics."""
+from __future__ import annotations
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+import torchmetrics
+from torch import nn
+
+from brainmri.config import TrainConfig
+from brainmri.training.finetune import head_parameter_names
+from brainmri.training.schedule import two_phase_lr
+
+
+class ClassifierModule(pl.LightningModule):
+    """Wraps ``model`` (timm interface) for training.
+
+    Args:
+        model: the network.
+        num_classes: outputs.
+        train_cfg: optimiser / schedule / loss settings.
+        class_weights: per-class loss weights (``None`` for unweighted).
+        steps_per_epoch: optimiser steps per epoch (for the per-step schedule).
+    """
+
+    def __init__(self, model: nn.Module, num_classes: int, train_cfg: TrainConfig, class_weights: torch.Tensor | None = None, steps_per_epoch: int = 1):
+        super().__init__()
+        self.model = model
+        self.cfg = train_cfg
+        self.num_classes = num_classes
+        self.steps_per_epoch = max(1, steps_per_epoch)
+        self.phase = 1 if train_cfg.head_epochs > 0 else 2
+        self.register_buffer("class_weights", class_weights if class_weights is not None else torch.ones(num_classes), persistent=False)
+        kw = {"task": "multiclass", "num_classes": num_classes}
+        self.train_acc = torchmetrics.Accuracy(**kw)
+        self.val_metrics = torchmetrics.MetricCollection(
+            {
+                "acc": torchmetrics.Accuracy(**kw),
+                "precision": torchmetrics.Precision(average="macro", **kw),
+                "recall": torchmetrics.Recall(average="macro", **kw),
+                "macro_f1": torchmetrics.F1Score(average="macro", **kw),
+            },
+            prefix="val_",
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def _to_input(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.cfg.channels_last else x
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        logits = self(self._to_input(x))
+        loss = F.cross_entropy(logits.float(), y, weight=self.class_weights, label_smoothing=self.cfg.label_smoothing)
+        self.train_acc(logits.detach(), y)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
+        self.log("train_acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        logits = self(self._to_input(x)).float()
+        loss = F.cross_entropy(logits, y)
+        self.val_metrics.update(logits, y)
+        self.log("val_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y), sync_dist=True)
+
+    def on_validation_epoch_end(self):
+        self.log_dict(self.val_metrics.compute(), prog_bar=True, sync_dist=True)
+        self.val_metrics.reset()
+
+    def configure_optimizers(self):
+        head = head_parameter_names(self.model)
+        named = list(self.model.named_parameters())
+        groups = [
+            {"params": [p for n, p in named if n in head], "name": "head"},
+            {"params": [p for n, p in named if n not in head], "name": "backbone"},
+        ]
+        opt_cls = torch.optim.AdamW if self.cfg.optimizer == "adamw" else torch.optim.Adam
+        # L2 (seed 003) is weight decay; base lr 1.0 so the scheduler's lambdas are absolute rates.
+        optimizer = opt_cls(groups, lr=1.0, weight_decay=self.cfg.weight_decay)
+        if self.cfg.schedule == "plateau":
+            for g, lr in zip(optimizer.param_groups, (self.cfg.head_lr if self.cfg.head_epochs else self.cfg.lr, self.cfg.lr)):
+                g["lr"] = lr
+            sched = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.3, patience=2)
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": sched, "monitor": "val_loss", "interval": "epoch"}}
+        c = self.cfg
+        cosine = c.schedule == "cosine"
+
+        def lam(i):
+            return lambda step: two_phase_lr(step, self.steps_per_epoch, c.head_epochs, c.epochs, c.head_lr, c.lr, c.warmup_epochs, cosine)[i]
+
+        sched = torch.optim.lr_scheduler.LambdaLR(optimizer, [lam(0), lam(1)])
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

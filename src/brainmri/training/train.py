@@ -1,0 +1,239 @@
+"""``run_training(cfg)``: one run directory per training run, on Lightning.
+
+The run directory holds ``config.yaml`` (resolved), ``best.safetensors`` (model + metadata:
+preprocessing, classes, calibration, OOD thresholds), ``metrics.csv``, ``summary.json``,
+TensorBoard ``logs/`` and ``lightning/last.ckpt`` (for ``--resume``).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+import brainmri._compat  # noqa: F401
+import lightning.pytorch as pl
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.loggers import TensorBoardLogger
+from torch.utils.data import DataLoader
+
+from brainmri.checkpoint import CheckpointMeta, atomic_write_bytes, library_versions, load_checkpoint, save_checkpoint
+from brainmri.config import RunConfig, config_hash, load_run_config, to_dict, validate
+from brainmri.data.cache import default_cache_dir
+from brainmri.data.datasets import DatasetIndex, load_dataset
+from brainmri.data.torchdata import ImageDataset, PreparedImages
+from brainmri.errors import BrainMRIError, ConfigError
+from brainmri.models import create_model
+from brainmri.preprocess.augment import build_augment
+from brainmri.training.callbacks import BestCheckpoint, MetricsCSV
+from brainmri.training.finetune import TwoPhaseFinetuning
+from brainmri.training.module import ClassifierModule
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    checkpoint: Path
+    metrics: dict
+
+
+def resolve_cache_dir(value: str | None) -> Path | None:
+    if value in (None, "", "none", "None"):
+        return None
+    return default_cache_dir() if value == "auto" else Path(value)
+
+
+def data_fingerprint(index: DatasetIndex) -> str:
+    h = hashlib.sha256()
+    for s in sorted(index.samples, key=lambda s: (s.split, s.path, s.index or 0)):
+        try:
+            size = os.path.getsize(s.path) if s.index is None else 0
+        except OSError:
+            size = -1
+        h.update(f"{s.split}|{Path(s.path).name}|{s.index}|{s.label}|{size}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def check_output_dir(path: Path) -> None:
+    """Fail before training if the run directory cannot be written (permissions, full disk)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_bytes(b"x" * 65536)
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"{path}: output directory is not writable ({exc.strerror or exc}); choose another with --output-dir") from None
+
+
+def _precision(cfg_precision: str, accelerator: str) -> str:
+    if cfg_precision != "auto":
+        return "32-true" if cfg_precision == "32" else cfg_precision
+    if torch.cuda.is_available() and accelerator in ("auto", "gpu", "cuda"):
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    return "bf16-mixed"  # CPU: bf16 autocast + channels_last ~3.6x fp32 on DenseNet121 (DEVELOPERS.md)
+
+
+def _class_weights(labels: list[int], num_classes: int) -> torch.Tensor:
+    from brainmri.data.sampling import class_weights
+
+    return class_weights(labels, num_classes)
+
+
+def run_training(cfg: RunConfig, resume: str | Path | None = None, progress: bool = True) -> TrainResult:
+    """Train a classifier as ``cfg`` says and return where its run directory and best checkpoint are.
+
+    Args:
+        cfg: the run configuration.
+        resume: a run directory whose ``lightning/last.ckpt`` to continue from.
+        progress: show a progress bar.
+    """
+    validate(cfg)
+    t, d = cfg.train, cfg.data
+    if resume is not None:
+        run_dir = Path(resume)
+        last = run_dir / "lightning" / "last.ckpt"
+        if not last.is_file():
+            raise ConfigError(f"{run_dir}: nothing to resume (no lightning/last.ckpt); start a new run instead")
+    else:
+        name = t.run_name or f"{time.strftime('%Y%m%d-%H%M%S')}-{d.preset or 'custom'}-{cfg.model.name}"
+        run_dir = Path(t.output_dir) / name
+        last = None
+    check_output_dir(run_dir)
+    pl.seed_everything(t.seed, workers=True, verbose=False)
+    if t.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+    index = load_dataset(d)
+    if not index.split("train") or not index.split("val"):
+        raise ConfigError(f"{d.root}: training needs non-empty train and val splits (got {index.counts()})")
+    cache_dir = resolve_cache_dir(d.cache_dir)
+    log.info("preparing images (crop %s, %d px, cache %s)", cfg.preprocess.crop, cfg.preprocess.image_size, cache_dir or "off")
+    train_images = PreparedImages(index.split("train"), cfg.preprocess, cache_dir, index.arrays, d.max_pixels)
+    val_images = PreparedImages(index.split("val"), cfg.preprocess, cache_dir, index.arrays, d.max_pixels)
+    num_classes = len(index.class_names)
+    train_ds = ImageDataset(train_images, cfg.preprocess, build_augment(cfg.augment))
+    val_ds = ImageDataset(val_images, cfg.preprocess)
+    sampler = None
+    if d.balanced_sampler:
+        from brainmri.data.sampling import balanced_sampler
+
+        sampler = balanced_sampler(train_images.labels)
+    loader_kw = {"batch_size": t.batch_size, "num_workers": t.num_workers, "persistent_workers": t.num_workers > 0}
+    train_dl = DataLoader(train_ds, shuffle=sampler is None, sampler=sampler, drop_last=len(train_ds) > t.batch_size, **loader_kw)
+    val_dl = DataLoader(val_ds, shuffle=False, **loader_kw)
+
+    model = create_model(
+        cfg.model.name, num_classes, in_chans=cfg.preprocess.in_chans, pretrained=cfg.model.pretrained,
+        pretrained_weights=cfg.model.pretrained_weights, head=cfg.model.head, head_hidden=cfg.model.head_hidden,
+        drop_rate=cfg.model.drop_rate, image_size=cfg.preprocess.image_size,
+    )
+    if t.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    weights = _class_weights(train_images.labels, num_classes) if d.class_weights == "balanced" else None
+    steps = len(train_dl)
+    if isinstance(t.max_train_batches, int) and t.max_train_batches:
+        steps = min(steps, t.max_train_batches)
+    module = ClassifierModule(model, num_classes, t, weights, steps_per_epoch=steps)
+
+    fingerprint = data_fingerprint(index)
+    counts = index.counts()
+
+    def make_meta(metrics: dict) -> CheckpointMeta:
+        return CheckpointMeta(
+            model=cfg.model, class_names=index.class_names, preprocess=cfg.preprocess, task=d.preset or "custom",
+            train={**to_dict(t), "augment": to_dict(cfg.augment)},
+            data={"root": str(d.root), "fingerprint": fingerprint, "counts": counts, "split": d.split, "seed": d.seed,
+                  "unreadable": len(train_images.failures) + len(val_images.failures)},
+            metrics=metrics, versions=library_versions(),
+        )
+
+    best_path = run_dir / "best.safetensors"
+    callbacks: list[pl.Callback] = [
+        TwoPhaseFinetuning(t.head_epochs, t.unfreeze),
+        BestCheckpoint(best_path, t.monitor, make_meta),
+        MetricsCSV(run_dir / "metrics.csv"),
+        ModelCheckpoint(dirpath=run_dir / "lightning", save_last=True, save_top_k=0, every_n_epochs=1),
+    ]
+    if t.early_stopping_patience:
+        callbacks.append(EarlyStopping(t.monitor, patience=t.early_stopping_patience, mode="min" if t.monitor.endswith("loss") else "max"))
+    if progress:
+        callbacks.append(TQDMProgressBar(refresh_rate=5))
+    atomic_write_bytes(run_dir / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False).encode())
+
+    trainer = pl.Trainer(
+        accelerator=t.accelerator, devices=t.devices if t.devices == "auto" else int(t.devices), num_nodes=t.num_nodes,
+        strategy=t.strategy, precision=_precision(t.precision, t.accelerator), max_epochs=t.head_epochs + t.epochs,
+        deterministic=True if t.deterministic else None, limit_train_batches=t.max_train_batches,
+        callbacks=callbacks, logger=TensorBoardLogger(str(run_dir), name="logs", version=""),
+        enable_progress_bar=progress, enable_model_summary=False, log_every_n_steps=max(1, min(50, steps)),
+        num_sanity_val_steps=0, default_root_dir=str(run_dir),
+    )
+    started = time.time()
+    trainer.fit(module, train_dl, val_dl, ckpt_path=str(last) if last else None)
+    seconds = time.time() - started
+    rank_info = {"global_rank": trainer.global_rank, "world_size": trainer.world_size, "global_step": trainer.global_step,
+                 "epochs": trainer.current_epoch, "strategy": type(trainer.strategy).__name__}
+    atomic_write_bytes(run_dir / f"rank-{trainer.global_rank}.json", json.dumps(rank_info).encode())
+
+    if not trainer.is_global_zero:
+        return TrainResult(run_dir, best_path, {})
+    if not best_path.exists():  # e.g. every val metric was NaN: keep the final weights
+        save_checkpoint(best_path, module.model, make_meta({}))
+    summary = finalize_checkpoint(best_path, val_images, cfg)
+    summary.update({"run_dir": str(run_dir), "seconds": round(seconds, 1), "epochs_run": trainer.current_epoch,
+                    "train_images": len(train_images), "val_images": len(val_images),
+                    "unreadable": [f"{p}: {r}" for p, r in train_images.failures + val_images.failures]})
+    atomic_write_bytes(run_dir / "summary.json", json.dumps(summary, indent=2).encode())
+    return TrainResult(run_dir, best_path, summary)
+
+
+@torch.inference_mode()
+def predict_logits(model: torch.nn.Module, dataset: ImageDataset, batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    model.eval()
+    logits, labels = [], []
+    for x, y in DataLoader(dataset, batch_size=batch_size):
+        logits.append(model(x).float())
+        labels.append(torch.as_tensor(y))
+    return torch.cat(logits), torch.cat(labels)
+
+
+def finalize_checkpoint(path: Path, val_images: PreparedImages, cfg: RunConfig) -> dict:
+    """Fit temperature scaling and the OOD guard on the validation split; store both in the checkpoint."""
+    model, meta = load_checkpoint(path)
+    logits, labels = predict_logits(model, ImageDataset(val_images, cfg.preprocess))
+    out: dict = {"best_metrics": meta.metrics}
+    try:
+        from brainmri.evaluation.calibration import expected_calibration_error, fit_temperature
+
+        temp = float(fit_temperature(logits, labels))
+        before = float(expected_calibration_error(torch.softmax(logits, 1), labels))
+        after = float(expected_calibration_error(torch.softmax(logits / temp, 1), labels))
+        meta.calibration = {"temperature": temp, "fitted_on": "val", "ece_before": before, "ece_after": after}
+        out["calibration"] = meta.calibration
+    except ImportError:
+        log.warning("calibration module unavailable; temperature left at 1.0")
+    try:
+        from brainmri.inference.ood import fit_ood
+
+        meta.ood = fit_ood(logits, val_images.images)
+        out["ood"] = meta.ood
+    except ImportError:
+        log.warning("OOD module unavailable; no OOD thresholds stored")
+    save_checkpoint(path, model, meta)
+    return out
+
+
+def load_config_for_resume(run_dir: str | Path) -> RunConfig:
+    p = Path(run_dir) / "config.yaml"
+    if not p.is_file():
+        raise ConfigError(f"{run_dir}: not a brainmri run directory (no config.yaml)")
+    return load_run_config(p)

@@ -1,0 +1,108 @@
+"""End-to-end training on synthetic phantoms: it learns, writes a run directory, resumes after a
+kill, and runs DDP on two CPU processes."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from brainmri.checkpoint import load_checkpoint
+from brainmri.data.datasets import load_dataset
+from brainmri.data.torchdata import ImageDataset, PreparedImages
+from brainmri.training import run_training
+from brainmri.training.train import predict_logits
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    with open(run_dir / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_short_run_learns_phantoms_and_writes_run_dir(tiny_run_config):
+    cfg = tiny_run_config(epochs=6, head_epochs=0)
+    cfg.augment.rotation = 5.0
+    result = run_training(cfg, progress=False)
+    run = result.run_dir
+    for name in ("best.safetensors", "config.yaml", "metrics.csv", "summary.json", "lightning/last.ckpt"):
+        assert (run / name).exists(), name
+    rows = read_metrics(run)
+    assert [int(r["epoch"]) for r in rows] == list(range(6))
+    # learned on held-out phantoms (official Testing split), well above 25% chance
+    model, meta = load_checkpoint(result.checkpoint)
+    index = load_dataset(cfg.data)
+    test = PreparedImages(index.split("test"), meta.preprocess)
+    logits, labels = predict_logits(model, ImageDataset(test, meta.preprocess))
+    acc = (logits.argmax(1) == labels).float().mean().item()
+    assert acc >= 0.6, acc
+    assert meta.class_names == ["glioma", "meningioma", "notumor", "pituitary"]
+    assert meta.preprocess.image_size == 48
+    assert meta.temperature > 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["train_images"] > 0 and "calibration" in summary
+
+
+def test_checkpoint_roundtrip_gives_identical_outputs(tiny_run_config):
+    result = run_training(tiny_run_config(epochs=1), progress=False)
+    m1, _ = load_checkpoint(result.checkpoint)
+    m2, _ = load_checkpoint(result.checkpoint)
+    x = torch.randn(3, 1, 48, 48)
+    assert torch.equal(m1(x), m2(x))
+
+
+def _train_cmd(data: Path, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "brainmri", "-q", "train", "--data", str(data), "--preset", "tumor4", "--model", "seed003_cnn",
+            "--image-size", "32", "--batch-size", "8", "--cache-dir", "none", "--output-dir", str(out), "--run-name", "r",
+            "--precision", "32", *extra]
+
+
+def test_resume_after_sigkill_continues_from_saved_epoch(tmp_path):
+    from brainmri.data.synthetic import make_phantom_dataset
+
+    data = make_phantom_dataset(tmp_path / "data", layout="split", n_per_class=100, test_per_class=2, size=48, seed=3)
+    out = tmp_path / "runs"
+    cmd = _train_cmd(data, out, "--epochs", "5")
+    cmd[cmd.index("seed003_cnn")] = "resnet18"
+    cmd[cmd.index("32")] = "48"
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    run = out / "r"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (run / "lightning" / "last.ckpt").exists() and proc.poll() is None:
+        time.sleep(0.02)
+    assert (run / "lightning" / "last.ckpt").exists(), proc.stderr.read().decode()[-2000:] if proc.poll() is not None else "no checkpoint"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = len(read_metrics(run))
+    assert 1 <= done_before < 5
+    res = subprocess.run([sys.executable, "-m", "brainmri", "-q", "train", "--resume", str(run)], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    rows = read_metrics(run)
+    assert [int(r["epoch"]) for r in rows] == list(range(5))
+    assert (run / "best.safetensors").exists()
+
+
+def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
+    from brainmri.cli.main import main
+
+    (tmp_path / "config.yaml").write_text("train: {epochs: 1}\n")
+    assert main(["train", "--resume", str(tmp_path)]) == 2
+
+
+def test_ddp_on_two_cpu_processes(phantom_split, tmp_path):
+    out = tmp_path / "runs"
+    res = subprocess.run(_train_cmd(phantom_split, out, "--epochs", "1", "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp"),
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    ranks = sorted((out / "r").glob("rank-*.json"))
+    assert [p.name for p in ranks] == ["rank-0.json", "rank-1.json"]
+    for p in ranks:
+        info = json.loads(p.read_text())
+        assert info["world_size"] == 2 and info["global_step"] > 0
+    assert len(list((out / "r").glob("*.safetensors"))) == 1
