@@ -32,7 +32,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import brainmri
-from brainmri.errors import BrainMRIError, ImageReadError
+from brainmri.errors import BrainMRIError, CheckpointError, ImageReadError
 from brainmri.inference.classifier import Classifier
 from brainmri.inference.sniff import sniff_bytes
 from brainmri.serving.guard import ApiError, GuardMiddleware, InferenceGate
@@ -134,6 +134,17 @@ def _png_base64(rgb) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def _load_classifier(settings: ServeSettings) -> Classifier:
+    """Load the model; if the ONNX export of a checkpoint fails, serve it with PyTorch instead."""
+    try:
+        return Classifier.load(settings.checkpoint, backend=settings.backend)
+    except CheckpointError as exc:
+        if settings.backend != "onnx" or "ONNX export" not in str(exc):
+            raise
+        log.warning("ONNX export failed (%s); serving with the torch backend", exc)
+        return Classifier.load(settings.checkpoint, backend="torch")
+
+
 def create_app(settings: ServeSettings | None = None, classifier: Classifier | None = None) -> FastAPI:
     """Build the app. The model is loaded now (errors surface at start, not on a request).
 
@@ -142,7 +153,7 @@ def create_app(settings: ServeSettings | None = None, classifier: Classifier | N
         classifier: an already loaded model (tests); default loads ``settings.checkpoint``.
     """
     settings = settings or ServeSettings()
-    clf = classifier or Classifier.load(settings.checkpoint, backend=settings.backend)
+    clf = classifier or _load_classifier(settings)
     service = PredictService(clf, settings)
     gate = InferenceGate(settings.concurrency, settings.queue, settings.timeout_s)
     max_bytes = int(settings.max_upload_mb * 1024**2)
