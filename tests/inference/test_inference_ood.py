@@ -11,7 +11,7 @@ from inference_helpers import make_checkpoint, phantom
 from PIL import Image
 
 from brainmri import Classifier
-from brainmri.inference.ood import NON_MRI_KINDS, check_ood, energy_score, fit_ood, image_stats, make_non_mri_images
+from brainmri.inference.ood import DEFAULT_INPUT_LIMITS, NON_MRI_KINDS, check_ood, energy_score, fit_ood, image_stats, make_non_mri_images
 
 
 @pytest.mark.parametrize("size", [64, 160])
@@ -57,6 +57,22 @@ def test_fit_ood_widens_limits_for_unusual_validation_images() -> None:
     wide = [np.tile(np.linspace(0, 255, 96, dtype=np.uint8), (96, 1))] * 4  # white-ish right half
     cfg = fit_ood(torch.randn(10, 4), wide)
     assert cfg["input_limits"]["max_white_fraction"] >= image_stats(wide[0])["white_fraction"]
+    pages = [img for k, img in make_non_mri_images(20, 64) if k == "document"]
+    capped = fit_ood(torch.randn(10, 4), pages)  # a bad validation set cannot switch the guard off
+    assert capped["input_limits"]["max_white_fraction"] <= 0.6
+    assert check_ood(pages[0], None, capped)[0]
+
+
+def test_cropped_validation_images_keep_the_geometry_limits() -> None:
+    from brainmri.config import PreprocessConfig
+    from brainmri.preprocess.pipeline import prepare_image
+
+    cropped = [prepare_image(phantom(i % 4, size=128, seed=i), PreprocessConfig(image_size=64)) for i in range(8)]
+    cfg = fit_ood(torch.randn(8, 4), cropped)
+    for key in ("min_foreground", "max_aspect", "max_body_run"):
+        assert cfg["input_limits"][key] == DEFAULT_INPUT_LIMITS[key]
+    chest = next(img for k, img in make_non_mri_images(5, 128) if k == "chest_xray")
+    assert check_ood(chest, None, cfg)[0]
 
 
 def test_classifier_reports_ood_with_null_label(tmp_path) -> None:

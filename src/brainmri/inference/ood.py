@@ -39,6 +39,15 @@ DEFAULT_INPUT_LIMITS: dict[str, float] = {
     "max_body_run": 0.15,  # bright fraction of BOTH top and bottom rows, when elongated (below)
 }
 BODY_MIN_ASPECT = 1.5  # max_body_run applies only to regions at least this elongated
+# Limits ``fit_ood`` may widen from validation images: (default, widest allowed). The geometric
+# ones (foreground, aspect, body run) are left alone: callers may pass brain-cropped images,
+# whose geometry says nothing about uncropped inputs. The bounds keep the guard meaningful.
+WIDENABLE_LIMITS: dict[str, tuple[float, float]] = {
+    "max_colorfulness": (DEFAULT_INPUT_LIMITS["max_colorfulness"], 0.25),
+    "min_std": (DEFAULT_INPUT_LIMITS["min_std"], 2.0),
+    "max_white_fraction": (DEFAULT_INPUT_LIMITS["max_white_fraction"], 0.6),
+    "max_hf_ratio": (DEFAULT_INPUT_LIMITS["max_hf_ratio"], 0.8),
+}
 REASONS = {
     "max_colorfulness": "colour image (brain MRI is grayscale)",
     "min_std": "blank or near-constant image",
@@ -187,8 +196,9 @@ def fit_ood(
 
     Args:
         val_logits: (N, C) logits of the validation images.
-        val_images: their original decoded images (gray or RGB), optional; when given, each input
-            limit is widened so that at most ``1 - image_quantile`` of them break it.
+        val_images: their decoded images (gray or RGB; original or brain-cropped), optional; when
+            given, the intensity limits (``WIDENABLE_LIMITS``) are widened, within bounds, so that
+            at most ``1 - image_quantile`` of them break each.
         temperature: calibration temperature used for the energy score.
         percentile: energy threshold = this percentile of validation energies.
 
@@ -202,12 +212,12 @@ def fit_ood(
     limits = dict(DEFAULT_INPUT_LIMITS)
     if val_images:
         stats = [image_stats(img) for img in val_images]
-        for key, default in DEFAULT_INPUT_LIMITS.items():
+        for key, (default, bound) in WIDENABLE_LIMITS.items():
             values = np.array([s[STAT_OF_LIMIT[key]] for s in stats], dtype=np.float64)
             if key.startswith("max_"):
-                limits[key] = float(max(default, np.quantile(values, image_quantile) * 1.05))
+                limits[key] = float(min(bound, max(default, np.quantile(values, image_quantile) * 1.05)))
             else:
-                limits[key] = float(min(default, np.quantile(values, 1.0 - image_quantile) * 0.95))
+                limits[key] = float(max(bound, min(default, np.quantile(values, 1.0 - image_quantile) * 0.95)))
     return {
         "method": "input-stats+energy",
         "version": 1,
