@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
@@ -46,10 +45,18 @@ def create_model_small():
     return create_model("seed003_cnn", 4)
 
 
-def test_evaluate_cli_json_and_report(setup, tmp_path, capsys):
+@pytest.fixture(scope="module")
+def evaluated(setup, tmp_path_factory):
+    """One ``brainmri evaluate --json --report`` run shared by the tests that read its output."""
     root, ckpt, _ = setup
-    out_json, out_html = tmp_path / "r.json", tmp_path / "r.html"
+    out = tmp_path_factory.mktemp("evaluated")
+    out_json, out_html = out / "r.json", out / "r.html"
     rc = main(["evaluate", str(ckpt), "--data", str(root), "--json", str(out_json), "--report", str(out_html), "--bootstrap", "200"])
+    return rc, out_json, out_html
+
+
+def test_evaluate_cli_json_and_report(evaluated, capsys):
+    rc, out_json, out_html = evaluated
     assert rc == 0
     r = json.loads(out_json.read_text())
     assert KEYS <= set(r)
@@ -68,8 +75,14 @@ def test_evaluate_cli_json_and_report(setup, tmp_path, capsys):
     for section in ("Training curves", "Confusion matrix", "ROC curves", "Calibration", "Leakage audit", "Explanations per class",
                     "Misclassified images", "Ten predictions", "not a medical device"):
         assert section in html
+    assert "leak-free" in html
+
+
+def test_evaluate_cli_prints_summary(setup, tmp_path, capsys):
+    root, ckpt, _ = setup
+    assert main(["evaluate", str(ckpt), "--data", str(root), "--bootstrap", "50"]) == 0
     printed = capsys.readouterr().out
-    assert "leak-free subset" in printed and "95% bootstrap" in printed
+    assert "leak-free subset" in printed and "95% bootstrap" in printed and "macro avg" in printed
 
 
 def test_all_splits_tta_and_missing_temperature(setup, tmp_path):
@@ -112,10 +125,8 @@ def _chrome():
     return webdriver.Chrome(service=Service(driver), options=opts)
 
 
-def test_report_renders_in_headless_chromium(setup, tmp_path):
-    root, ckpt, _ = setup
-    html = tmp_path / "report.html"
-    evaluate_checkpoint(ckpt, root, report=html, n_boot=100)
+def test_report_renders_in_headless_chromium(evaluated, tmp_path):
+    _, _, html = evaluated
     driver = _chrome()
     try:
         driver.get(html.resolve().as_uri())

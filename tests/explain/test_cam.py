@@ -15,7 +15,8 @@ from brainmri.explain.faithfulness import faithfulness_scores, format_table
 from brainmri.explain.targets import layer_name, reshape_transform_for
 from brainmri.models import MODEL_ZOO, create_model
 
-HEAVY = {"vit_base_patch16_224", "inception_resnet_v2", "resnet50", "densenet121"}  # slow on 2 shared cores
+HEAVY = {"vit_base_patch16_224", "vit_small_patch16_224", "inception_resnet_v2", "resnet50", "densenet121"}  # slow on 2 shared cores;
+# the fast suite still covers every family: ResNet, EfficientNet/MobileNet, ViT (vit_tiny), seed CNNs
 SIZES = {"inception_resnet_v2": 160}  # its last grid is 1x1 below ~130 px
 
 
