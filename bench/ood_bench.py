@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -48,7 +49,7 @@ def false_rejects(files: list[Path], clf=None) -> tuple[int, int, Counter]:
             is_ood, reason = check_ood(read_image(f), None, None, colorfulness_value=colorfulness_of_source(f))
         if is_ood:
             flagged += 1
-            reasons[reason.split(" (")[0]] += 1
+            reasons[re.sub(r"-?\d[\d.e+-]*", "#", reason.split(" (")[0])] += 1
     return flagged, len(files), reasons
 
 
