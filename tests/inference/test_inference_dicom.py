@@ -107,3 +107,22 @@ def test_patient_tags_never_in_output_or_logs(tmp_path, tiny_ckpt, caplog, capsy
     for value in PATIENT.values():
         assert value not in text
         assert value.split("^")[0] not in text
+
+
+def test_colour_dicom_feeds_the_ood_guard(tmp_path, tiny_clf) -> None:
+    from brainmri.inference.ood import make_non_mri_images
+
+    photo = next(im for k, im in make_non_mri_images(5, 64, seed=3) if k == "photo")
+    gray_rgb = np.stack([phantom(0, size=64)] * 3, axis=-1)
+    colour = tiny_clf.predict(make_dicom(tmp_path / "photo.dcm", photo, photometric="RGB")).to_dict()
+    assert colour["out_of_distribution"] and "colour" in colour["ood_reason"]
+    gray = tiny_clf.predict(make_dicom(tmp_path / "gray.dcm", gray_rgb, photometric="RGB")).to_dict()
+    assert not gray["out_of_distribution"] and gray["label"] is not None
+
+
+def test_declared_pixel_count_over_the_limit_is_refused(tmp_path) -> None:
+    from brainmri.inference.inputs import decode_bytes
+
+    path = make_dicom(tmp_path / "big.dcm", _ramp(64, 64))
+    with pytest.raises(ImageReadError, match="big.dcm: DICOM pixel data is 4,096 pixels, over the limit"):
+        decode_bytes(path.read_bytes(), str(path), max_pixels=1000)

@@ -115,3 +115,11 @@ def test_real_volumes_middle_slices(real_datasets, tiny_clf, name: str) -> None:
     assert pred["info"]["slices_used"] + pred["info"]["slices_out_of_distribution"] == 5
     assert pred["info"]["slices_used"] >= 4  # real brain slices pass the input-statistics guard
     assert sum(pred["probabilities"].values()) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_gzip_bomb_is_refused(tmp_path) -> None:
+    from brainmri.inference.inputs import decode_bytes
+
+    path = _save(tmp_path / "v.nii.gz", _volume(n=5))
+    with pytest.raises(ImageReadError, match="decompresses to more than"):
+        decode_bytes(open(path, "rb").read(), "v.nii.gz", max_volume_bytes=10_000)

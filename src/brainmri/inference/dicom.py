@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from brainmri.data.io import DEFAULT_MAX_PIXELS
 from brainmri.errors import ImageReadError
 
 log = logging.getLogger(__name__)
@@ -87,9 +88,15 @@ def minmax_to_uint8(values: np.ndarray) -> np.ndarray:
     return np.round((v - lo) / (hi - lo) * 255.0).astype(np.uint8)
 
 
-def _decode_pixels(ds: Any, name: str) -> np.ndarray:
+def _decode_pixels(ds: Any, name: str, max_pixels: int) -> np.ndarray:
     if not any(tag in ds for tag in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
         raise ImageReadError(name, "DICOM file has no pixel data (not an image, e.g. a report or DICOMDIR)")
+    try:
+        declared = int(ds.get("Rows", 0) or 0) * int(ds.get("Columns", 0) or 0) * int(ds.get("NumberOfFrames", 1) or 1)
+    except (TypeError, ValueError):
+        raise ImageReadError(name, "DICOM Rows / Columns / NumberOfFrames are not numbers") from None
+    if declared > max_pixels:
+        raise ImageReadError(name, f"DICOM pixel data is {declared:,} pixels, over the limit of {max_pixels:,}")
     ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
     ts_text = f"{ts.name} ({ts})" if ts is not None else "unknown"
     try:
@@ -147,12 +154,13 @@ def _to_uint8_gray(ds: Any, frames: np.ndarray, name: str) -> list[np.ndarray]:
     return [np.ascontiguousarray(f) for f in out]
 
 
-def read_dicom(data: bytes, name: str) -> DicomFrames:
+def read_dicom(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> DicomFrames:
     """Decode a DICOM file's bytes into gray ``uint8`` frames.
 
     Args:
         data: the whole file.
         name: shown in errors (a path or an upload's label); never a tag value.
+        max_pixels: refuse files declaring more pixels (all frames) than this.
 
     Raises:
         ImageReadError: not DICOM, no pixel data, undecodable transfer syntax, corrupt data.
@@ -168,7 +176,7 @@ def read_dicom(data: bytes, name: str) -> DicomFrames:
             raise ImageReadError(name, "not a valid DICOM file") from None
         except Exception as exc:  # noqa: BLE001 - truncated / corrupt files raise many types
             raise ImageReadError(name, f"corrupt or truncated DICOM file ({type(exc).__name__})") from None
-        arr = _decode_pixels(ds, name)
+        arr = _decode_pixels(ds, name, max_pixels)
         frames, colour = _frames_array(ds, np.asarray(arr), name)
         colorfulness = None
         if colour:

@@ -21,6 +21,7 @@ from brainmri.inference.ood import colorfulness, colorfulness_of_source
 from brainmri.inference.sniff import RASTER_FORMATS, sniff_bytes
 
 MAX_FILE_BYTES = 2 * 1024**3
+MAX_VOLUME_BYTES = 2 * 1024**3  # decompressed NIfTI
 
 
 @dataclass
@@ -52,8 +53,12 @@ def decode_bytes(
     axis: str | int = "axial",
     slices: str = "middle",
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_volume_bytes: int = MAX_VOLUME_BYTES,
 ) -> DecodedInput:
     """Decode a file's bytes, whatever its name says.
+
+    ``max_pixels`` bounds 2-D images and DICOM (all frames); ``max_volume_bytes`` bounds a
+    decompressed NIfTI volume.
 
     Raises:
         ImageReadError: empty, unsupported content, or unreadable for its format.
@@ -66,13 +71,13 @@ def decode_bytes(
     if fmt == "dicom":
         from brainmri.inference.dicom import read_dicom
 
-        dcm = read_dicom(data, name)
+        dcm = read_dicom(data, name, max_pixels=max_pixels)
         indices = list(range(len(dcm.frames))) if len(dcm.frames) > 1 else None
         return DecodedInput(name, dcm.frames, indices, dcm.colorfulness, dcm.info)
     if fmt == "nifti":
         from brainmri.inference.nifti import read_nifti
 
-        vol = read_nifti(data, name, axis=axis, slices=slices)
+        vol = read_nifti(data, name, axis=axis, slices=slices, max_bytes=max_volume_bytes)
         return DecodedInput(name, vol.images, vol.indices, None, vol.info)
     assert fmt in RASTER_FORMATS
     gray = decode_image_bytes(data, name=name, max_pixels=max_pixels)

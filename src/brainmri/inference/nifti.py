@@ -91,21 +91,21 @@ def parse_slices(spec: str, n: int, validate_only: bool = False) -> list[int]:
     return [i for i in idx if 0 <= i < n]
 
 
-def _gunzip(data: bytes, name: str) -> bytes:
+def _gunzip(data: bytes, name: str, max_bytes: int) -> bytes:
     d = zlib.decompressobj(16 + zlib.MAX_WBITS)
     try:
-        out = d.decompress(data, MAX_DECOMPRESSED_BYTES)
+        out = d.decompress(data, max_bytes)
     except zlib.error:
         raise ImageReadError(name, "corrupt gzip-compressed NIfTI file") from None
     if d.unconsumed_tail:
-        raise ImageReadError(name, f"NIfTI volume decompresses to more than {MAX_DECOMPRESSED_BYTES // 1024**2} MiB")
+        raise ImageReadError(name, f"NIfTI volume decompresses to more than {max_bytes / 1024**2:.3g} MiB")
     return out
 
 
-def _load_volume(data: bytes, name: str) -> tuple[np.ndarray, tuple[float, ...], dict[str, Any]]:
+def _load_volume(data: bytes, name: str, max_bytes: int) -> tuple[np.ndarray, tuple[float, ...], dict[str, Any]]:
     import nibabel as nib
 
-    raw = _gunzip(data, name) if data[:2] == b"\x1f\x8b" else data
+    raw = _gunzip(data, name, max_bytes) if data[:2] == b"\x1f\x8b" else data
     cls = nib.Nifti2Image if len(raw) >= 4 and int.from_bytes(raw[:4], "little") == 540 else nib.Nifti1Image
     try:
         img = cls.from_bytes(raw)
@@ -158,15 +158,17 @@ def _slice_image(vol: np.ndarray, axis: int, index: int, zooms: tuple[float, ...
     return img
 
 
-def read_nifti(data: bytes, name: str, axis: str | int = "axial", slices: str = "middle") -> NiftiSlices:
+def read_nifti(data: bytes, name: str, axis: str | int = "axial", slices: str = "middle", max_bytes: int = MAX_DECOMPRESSED_BYTES) -> NiftiSlices:
     """Decode a NIfTI file's bytes and cut the selected slices.
+
+    ``max_bytes`` caps the decompressed size of a ``.nii.gz`` (gzip bombs).
 
     Raises:
         ImageReadError: unreadable, not 3-/4-D, NaN/inf voxels, empty (constant) volume, or a
             selection outside the volume.
     """
     ax = parse_axis(axis)
-    vol, zooms, info = _load_volume(data, name)
+    vol, zooms, info = _load_volume(data, name, max_bytes)
     n = vol.shape[ax]
     indices = parse_slices(slices, n)
     if not indices:

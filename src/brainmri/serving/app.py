@@ -56,6 +56,7 @@ class ServeSettings:
     timeout_s: float = 30.0
     nifti_axis: str = "axial"
     nifti_slices: str = "middle:5"
+    max_volume_mb: float = 512.0  # decompressed NIfTI size (gzip bombs)
 
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -109,7 +110,10 @@ class PredictService:
     def predict(self, data: bytes, explain: bool) -> dict[str, Any]:
         from brainmri.inference.inputs import decode_bytes
 
-        decoded = decode_bytes(data, UPLOAD_NAME, axis=self.settings.nifti_axis, slices=self.settings.nifti_slices)
+        decoded = decode_bytes(
+            data, UPLOAD_NAME, axis=self.settings.nifti_axis, slices=self.settings.nifti_slices,
+            max_volume_bytes=int(self.settings.max_volume_mb * 1024**2),
+        )
         pred = self.clf.predict_decoded([decoded])[0]
         out = pred.to_dict()
         out["path"] = UPLOAD_NAME
