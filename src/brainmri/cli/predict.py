@@ -64,6 +64,11 @@ def expand_inputs(specs: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
     return files, missing
 
 
+def _clip(text: str, width: int) -> str:
+    """Keep the end of a long path (the file name matters most)."""
+    return text if len(text) <= width else "..." + text[-(width - 3):]
+
+
 def _table(rows: list[dict[str, Any]]) -> str:
     headers = ("file", "label", "confidence", "ood", "note")
     body = []
@@ -76,7 +81,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
     widths = [min(60, max(len(h), *(len(b[i]) for b in body))) for i, h in enumerate(headers[:-1])] if body else [len(h) for h in headers[:-1]]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths) + "  {}"
     lines = [fmt.format(*headers), fmt.format(*("-" * w for w in widths), "----")]
-    lines += [fmt.format(*(b[i][-widths[i]:] if i == 0 else b[i] for i in range(4)), b[4]) for b in body]
+    lines += [fmt.format(*(_clip(b[i], widths[i]) if i == 0 else b[i] for i in range(4)), b[4]) for b in body]
     return "\n".join(lines)
 
 

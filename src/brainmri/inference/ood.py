@@ -115,8 +115,12 @@ def _to_gray(image: np.ndarray) -> np.ndarray:
 
 
 def _foreground(gray: np.ndarray) -> tuple[float, float, float]:
-    """(area fraction, bounding-box aspect, top/bottom edge run) of the bright foreground (the
-    brain-crop mask of ``brainmri.preprocess.crop`` with its default parameters)."""
+    """(area fraction, bounding-box aspect, top/bottom edge run) of the bright foreground: the
+    brain-crop mask of ``brainmri.preprocess.crop`` (default parameters) on the image scaled so
+    that its 99th percentile is white."""
+    p99 = float(np.percentile(gray, 99))
+    if 0 < p99 < 255:  # contrast-normalise so dark scans (e.g. T1 post-contrast) keep their head
+        gray = np.clip(gray.astype(np.float32) * (255.0 / p99), 0, 255).astype(np.uint8)
     g = cv2.GaussianBlur(gray, (5, 5), 0)
     _, mask = cv2.threshold(g, 45, 255, cv2.THRESH_BINARY)
     mask = cv2.dilate(cv2.erode(mask, None, iterations=2), None, iterations=2)
