@@ -73,8 +73,9 @@ def test_predict_dicom_and_nifti_uploads(client, tmp_path) -> None:
         assert value not in r.text
     vol = np.stack([np.rot90(phantom(k % 4, size=64, seed=k), -1) for k in range(7)], axis=2).astype(np.float32)
     nib.save(nib.Nifti1Image(vol, np.eye(4)), str(tmp_path / "v.nii.gz"))
-    d = client.post("/v1/predict", files={"file": ("v.nii.gz", (tmp_path / "v.nii.gz").read_bytes())}).json()
+    d = client.post("/v1/predict?explain=true", files={"file": ("v.nii.gz", (tmp_path / "v.nii.gz").read_bytes())}).json()
     assert len(d["slices"]) == 5 and len(d["most_suspicious_slices"]) == 3
+    assert d["overlay_slice"] == d["most_suspicious_slices"][0] and base64.b64decode(d["overlay_png"])[:4] == b"\x89PNG"
 
 
 def test_too_large_is_413(client) -> None:
