@@ -70,9 +70,14 @@ def test_gradcam_peaks_on_lesion_fast():
     assert hits > max(3 * chance, 0.3), (hits, chance)
 
 
+@pytest.fixture(scope="module")
+def well_trained():
+    return train(epochs=14, target_acc=0.99)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["gradcam", "gradcam++", "layercam", "hirescam"])
-def test_cams_peak_on_lesion_trained(method):
-    model, meta = train(epochs=14, target_acc=0.99)
+def test_cams_peak_on_lesion_trained(method, well_trained):
+    model, meta = well_trained
     hits, chance = hit_rate(model, meta, method, n=40)
     assert hits > max(5 * chance, 0.5), (hits, chance)
