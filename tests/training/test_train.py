@@ -16,9 +16,9 @@ import torch
 
 from brainmri.checkpoint import load_checkpoint
 from brainmri.data.datasets import load_dataset
-from brainmri.data.torchdata import ImageDataset, PreparedImages
+from brainmri.data.torchdata import PreparedImages
 from brainmri.training import run_training
-from brainmri.training.train import predict_logits
+from brainmri.evaluation.evaluate import predict_logits
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
@@ -26,8 +26,12 @@ def read_metrics(run_dir: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def test_short_run_learns_phantoms_and_writes_run_dir(tiny_run_config):
+def test_short_run_learns_phantoms_and_writes_run_dir(tiny_run_config, tmp_path):
+    from brainmri.data.synthetic import make_phantom_dataset
+
     cfg = tiny_run_config(epochs=6, head_epochs=0)
+    cfg.data.root = str(make_phantom_dataset(tmp_path / "data", layout="split", n_per_class=40, test_per_class=10, size=48, seed=5))
+    cfg.model.name = "seed002_cnn"
     cfg.augment.rotation = 5.0
     result = run_training(cfg, progress=False)
     run = result.run_dir
@@ -39,8 +43,8 @@ def test_short_run_learns_phantoms_and_writes_run_dir(tiny_run_config):
     model, meta = load_checkpoint(result.checkpoint)
     index = load_dataset(cfg.data)
     test = PreparedImages(index.split("test"), meta.preprocess)
-    logits, labels = predict_logits(model, ImageDataset(test, meta.preprocess))
-    acc = (logits.argmax(1) == labels).float().mean().item()
+    logits = predict_logits(model, meta, test.images)
+    acc = float((logits.argmax(1) == test.labels).mean())
     assert acc >= 0.6, acc
     assert meta.class_names == ["glioma", "meningioma", "notumor", "pituitary"]
     assert meta.preprocess.image_size == 48
@@ -66,11 +70,10 @@ def _train_cmd(data: Path, out: Path, *extra: str) -> list[str]:
 def test_resume_after_sigkill_continues_from_saved_epoch(tmp_path):
     from brainmri.data.synthetic import make_phantom_dataset
 
-    data = make_phantom_dataset(tmp_path / "data", layout="split", n_per_class=100, test_per_class=2, size=48, seed=3)
+    data = make_phantom_dataset(tmp_path / "data", layout="split", n_per_class=100, test_per_class=2, size=32, seed=3)
     out = tmp_path / "runs"
     cmd = _train_cmd(data, out, "--epochs", "5")
-    cmd[cmd.index("seed003_cnn")] = "resnet18"
-    cmd[cmd.index("32")] = "48"
+    cmd[cmd.index("seed003_cnn")] = "seed002_cnn"
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     run = out / "r"
     deadline = time.time() + 120

@@ -34,6 +34,11 @@ def register(subparsers) -> None:
     p.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples for the 95%% intervals")
     p.add_argument("--explain-method", default="gradcam", help="CAM method for the report's explanation gallery")
     p.add_argument("--cache-dir", default=None, help="prepared-image cache folder ('auto' for the default; off when omitted)")
+    p.add_argument("--tumor-presence", action="store_true",
+                   help="cross-source check: collapse the model's classes to tumor vs notumor and report the rate of tumor scans "
+                        "called a tumor class and of healthy scans called notumor (DATA: yes/no or tumor-type folders)")
+    p.add_argument("--assume-label", choices=("tumor", "notumor"), default=None,
+                   help="with --tumor-presence: every image under DATA has this label (e.g. a healthy-only set)")
     p.set_defaults(func=run)
 
 
@@ -71,11 +76,19 @@ def summary_lines(r: dict) -> list[str]:
 def run(args) -> int:
     from brainmri.evaluation.evaluate import evaluate_checkpoint
 
-    cache_dir = args.cache_dir
-    if cache_dir == "auto":
-        from brainmri.data.cache import default_cache_dir
+    from brainmri.data.cache import resolve_cache_dir
 
-        cache_dir = str(default_cache_dir())
+    cache_dir = resolve_cache_dir(args.cache_dir)
+    cache_dir = str(cache_dir) if cache_dir else None
+    if args.tumor_presence or args.assume_label:
+        from brainmri.evaluation.cross_source import evaluate_tumor_presence, summary_lines as presence_lines
+        from brainmri.evaluation.evaluate import write_json
+
+        presence = evaluate_tumor_presence(args.checkpoint, args.data, args.assume_label, cache_dir, args.batch_size)
+        print("\n".join(presence_lines(presence)))
+        if args.json_out:
+            write_json(presence, args.json_out)
+        return 0
     result = evaluate_checkpoint(
         args.checkpoint, args.data, split=args.split, preset=args.preset, batch_size=args.batch_size, tta=args.tta,
         leak_threshold=args.leak_threshold, all_splits=args.all_splits, n_boot=args.bootstrap, report=args.report,

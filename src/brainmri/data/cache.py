@@ -22,6 +22,13 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("BRAINMRI_CACHE", Path.home() / ".cache" / "brainmri"))
 
 
+def resolve_cache_dir(value: str | Path | None) -> Path | None:
+    """``"auto"`` -> the default cache folder; ``None`` / ``"none"`` -> no cache; else the path."""
+    if value in (None, "", "none", "None"):
+        return None
+    return default_cache_dir() if value == "auto" else Path(value)
+
+
 def file_digest(path: str | Path) -> str:
     h = hashlib.sha1()
     with open(path, "rb") as f:

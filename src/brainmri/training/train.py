@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 
 from brainmri.checkpoint import CheckpointMeta, atomic_write_bytes, library_versions, load_checkpoint, save_checkpoint
 from brainmri.config import RunConfig, config_hash, load_run_config, to_dict, validate
-from brainmri.data.cache import default_cache_dir
+from brainmri.data.cache import resolve_cache_dir
 from brainmri.data.datasets import DatasetIndex, load_dataset
 from brainmri.data.torchdata import ImageDataset, PreparedImages
 from brainmri.errors import BrainMRIError, ConfigError
@@ -44,12 +44,6 @@ class TrainResult:
     run_dir: Path
     checkpoint: Path
     metrics: dict
-
-
-def resolve_cache_dir(value: str | None) -> Path | None:
-    if value in (None, "", "none", "None"):
-        return None
-    return default_cache_dir() if value == "auto" else Path(value)
 
 
 def data_fingerprint(index: DatasetIndex) -> str:
@@ -196,20 +190,14 @@ def run_training(cfg: RunConfig, resume: str | Path | None = None, progress: boo
     return TrainResult(run_dir, best_path, summary)
 
 
-@torch.inference_mode()
-def predict_logits(model: torch.nn.Module, dataset: ImageDataset, batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
-    model.eval()
-    logits, labels = [], []
-    for x, y in DataLoader(dataset, batch_size=batch_size):
-        logits.append(model(x).float())
-        labels.append(torch.as_tensor(y))
-    return torch.cat(logits), torch.cat(labels)
-
-
 def finalize_checkpoint(path: Path, val_images: PreparedImages, cfg: RunConfig) -> dict:
     """Fit temperature scaling and the OOD guard on the validation split; store both in the checkpoint."""
+    from brainmri.evaluation.evaluate import predict_logits
+
     model, meta = load_checkpoint(path)
-    logits, labels = predict_logits(model, ImageDataset(val_images, cfg.preprocess))
+    with torch.inference_mode():
+        logits = torch.from_numpy(predict_logits(model, meta, val_images.images)).float()
+    labels = torch.tensor(val_images.labels)
     out: dict = {"best_metrics": meta.metrics}
     try:
         from brainmri.evaluation.calibration import expected_calibration_error, fit_temperature

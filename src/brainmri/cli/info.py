@@ -1,0 +1,42 @@
+"""``brainmri info [CHECKPOINT]``: what a checkpoint is (the bundled model by default) and what
+this installation can do."""
+from __future__ import annotations
+
+import json
+
+import brainmri
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("info", help="show a checkpoint's metadata (default: the bundled model)", description=__doc__)
+    p.add_argument("checkpoint", nargs="?", help="a .safetensors checkpoint (default: the bundled model)")
+    p.add_argument("--json", action="store_true", help="print the full metadata as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from brainmri.checkpoint import read_checkpoint
+    from brainmri.inference.classifier import bundled_checkpoint
+
+    path = args.checkpoint or bundled_checkpoint()
+    state, meta = read_checkpoint(path)
+    if args.json:
+        print(json.dumps(meta.to_json(), indent=2))
+        return 0
+    n_params = sum(t.numel() for t in state.values())
+    print(f"checkpoint:   {path}")
+    print(f"model:        {meta.model.name} ({n_params / 1e6:.1f} M tensors' elements), head {meta.model.head}")
+    print(f"task:         {meta.task}; classes: {', '.join(meta.class_names)}")
+    p = meta.preprocess
+    print(f"preprocess:   {p.image_size} px, crop={p.crop}, percentile_clip={p.percentile_clip}, in_chans={p.in_chans}")
+    print(f"calibration:  temperature {meta.temperature:.3f}")
+    print(f"ood guard:    {'fitted' if meta.ood else 'input statistics only'}")
+    if meta.metrics:
+        shown = {k: v for k, v in meta.metrics.items() if isinstance(v, (int, float))}
+        print("metrics:      " + ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(shown.items())))
+    card = meta.extra.get("model_card") if meta.extra else None
+    if card:
+        print()
+        print(card)
+    print(brainmri.DISCLAIMER)
+    return 0

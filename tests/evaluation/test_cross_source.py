@@ -1,0 +1,86 @@
+"""Tumor-presence (cross-source) evaluation collapses a tumor-type model to tumor vs notumor."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from brainmri.checkpoint import CheckpointMeta, save_checkpoint
+from brainmri.config import ModelConfig, PreprocessConfig
+from brainmri.data.synthetic import make_phantom_dataset
+from brainmri.evaluation.cross_source import _wilson, evaluate_tumor_presence
+from brainmri.models import create_model
+
+CLASSES = ["glioma", "meningioma", "notumor", "pituitary"]
+
+
+class Constant(torch.nn.Module):
+    """Always predicts one class, whatever the input."""
+
+    def __init__(self, k: int):
+        super().__init__()
+        self.k = k
+
+    def forward(self, x):
+        out = torch.zeros(x.shape[0], len(CLASSES))
+        out[:, self.k] = 5.0
+        return out
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    model = create_model("seed003_cnn", 4)
+    meta = CheckpointMeta(model=ModelConfig(name="seed003_cnn"), class_names=CLASSES, preprocess=PreprocessConfig(image_size=32), task="tumor4")
+    return save_checkpoint(tmp_path / "m.safetensors", model, meta)
+
+
+def test_wilson_interval_contains_rate_and_narrows():
+    lo, hi = _wilson(45, 50)
+    assert lo < 0.9 < hi
+    lo2, hi2 = _wilson(450, 500)
+    assert hi2 - lo2 < hi - lo
+    assert _wilson(0, 10)[0] == 0.0
+
+
+@pytest.mark.parametrize("k,expect_tumor_rate,expect_healthy_rate", [(0, 1.0, 0.0), (2, 0.0, 1.0)])
+def test_rates_follow_the_collapsed_prediction(checkpoint, tmp_path, monkeypatch, k, expect_tumor_rate, expect_healthy_rate):
+    data = make_phantom_dataset(tmp_path / "yn", layout="flat", class_names=("no", "yes"), n_per_class=5, size=32, seed=2)
+    monkeypatch.setattr("brainmri.checkpoint.build_model_from_meta", lambda meta: _Wrapped(k))
+    r = evaluate_tumor_presence(checkpoint, data, cache_dir=None)
+    assert r["n"] == 10
+    assert r["tumor_called_tumor"]["n"] == 5 and r["notumor_called_notumor"]["n"] == 5
+    assert r["tumor_called_tumor"]["rate"] == expect_tumor_rate
+    assert r["notumor_called_notumor"]["rate"] == expect_healthy_rate
+    assert sum(r["predicted"]["tumor"].values()) == 5
+
+
+class _Wrapped(Constant):
+    """A constant model that still loads the seed003 state dict (strict load in load_checkpoint)."""
+
+    def __init__(self, k):
+        super().__init__(k)
+        self.inner = create_model("seed003_cnn", 4)
+
+    def state_dict(self, *a, **kw):
+        return self.inner.state_dict(*a, **kw)
+
+    def load_state_dict(self, state, strict=True):
+        return self.inner.load_state_dict(state, strict)
+
+
+def test_assume_label_treats_every_image_as_healthy(checkpoint, tmp_path):
+    data = make_phantom_dataset(tmp_path / "ad", layout="flat", class_names=("Mild", "Non"), n_per_class=3, size=32, seed=3)
+    r = evaluate_tumor_presence(checkpoint, data, assume_label="notumor", cache_dir=None)
+    assert r["tumor_called_tumor"] is None
+    assert r["notumor_called_notumor"]["n"] == 6
+    assert 0 <= r["notumor_called_notumor"]["rate"] <= 1
+
+
+def test_model_without_notumor_is_refused(tmp_path):
+    from brainmri.errors import ConfigError
+
+    model = create_model("seed003_cnn", 2)
+    meta = CheckpointMeta(model=ModelConfig(name="seed003_cnn"), class_names=["a", "b"], preprocess=PreprocessConfig(image_size=32))
+    path = save_checkpoint(tmp_path / "ab.safetensors", model, meta)
+    with pytest.raises(ConfigError, match="notumor"):
+        evaluate_tumor_presence(path, tmp_path)
