@@ -66,6 +66,16 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def _yaml_sets(path: str | None, section: str, key: str) -> bool:
+    if not path:
+        return False
+    import yaml
+
+    with open(path) as f:
+        data = yaml.safe_load(f) or {}
+    return isinstance(data.get(section), dict) and key in data[section]
+
+
 def build_config(args) -> RunConfig:
     if args.resume:
         from brainmri.training.train import load_config_for_resume
@@ -75,13 +85,11 @@ def build_config(args) -> RunConfig:
     overrides = {field: getattr(args, flag.lstrip("-").replace("-", "_")) for flag, (field, _, _) in FLAGS.items()}
     overrides.update({"model.pretrained": args.pretrained, "preprocess.crop": args.crop, "augment.enabled": args.augment,
                       "data.balanced_sampler": args.balanced_sampler, "train.deterministic": args.deterministic})
-    if args.cache_dir in ("none", "None"):
-        overrides["data.cache_dir"] = None
-        cfg.data.cache_dir = None
-        overrides.pop("data.cache_dir")
     apply_overrides(cfg, overrides)
-    if args.image_size is None and not (args.config and "image_size" in open(args.config).read()):
-        cfg.preprocess.image_size = default_image_size(cfg.model.name)
+    if args.cache_dir in ("none", "None"):
+        cfg.data.cache_dir = None
+    if args.image_size is None and not _yaml_sets(args.config, "preprocess", "image_size"):
+        cfg.preprocess.image_size = default_image_size(cfg.model.name)  # the model's native size
     if not cfg.data.root:
         from brainmri.errors import ConfigError
 

@@ -1,0 +1,46 @@
+"""Fixtures for the reliability and security tests: a tiny checkpoint at 32 px, the bad-input
+corpus, and a helper that runs the CLI in-process and checks its output for tracebacks."""
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import brainmri  # noqa: F401  (patches torchvision first)
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "inference"))  # dicom_factory
+sys.path.insert(0, str(HERE))
+from reliability_corpus import Case, make_tiny_checkpoint, write_corpus  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def ckpt32(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Read-only tiny checkpoint (seed003_cnn, 32 px, untrained)."""
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("rel_ckpt") / "tiny32.safetensors")
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Case]]:
+    """Folder holding every corpus file; read-only."""
+    folder = tmp_path_factory.mktemp("rel_corpus")
+    return folder, write_corpus(folder)
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture) -> Callable[..., tuple[int, str]]:
+    """``cli("predict", ...) -> (exit code, stdout + stderr + log text)``; fails on a traceback."""
+    from brainmri.cli.main import main
+
+    def run(*argv: str) -> tuple[int, str]:
+        caplog.clear()
+        code = main([str(a) for a in argv])
+        out = capsys.readouterr()
+        text = out.out + out.err + caplog.text
+        assert "Traceback" not in text, text
+        assert "internal error" not in text, text
+        return code, text
+
+    return run
