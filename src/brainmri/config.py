@@ -54,6 +54,8 @@ class AugmentConfig:
     noise: float = 0.0  # std of additive Gaussian noise (in [0, 1] intensity units)
     downscale: float = 0.0  # probability of down- then up-sampling (resolution augmentation)
     jpeg: float = 0.0  # probability of JPEG re-compression at quality 30-95
+    intensity_curve: float = 0.0  # probability of a random smooth intensity remapping (sequence contrast)
+    invert: float = 0.0  # probability, within intensity_curve, of inverting tissue contrast (T1 <-> T2-like)
 
 
 @dataclass

@@ -82,3 +82,17 @@ def test_ece_by_hand():
     assert expected_calibration_error(np.array([[1.0, 0.0]]), np.array([0])) == pytest.approx(0.0)
     b = reliability_bins(probs, np.array([0, 1]), n_bins=10)
     assert b["count"].sum() == 2 and b["count"][8] == 2  # 0.9 lies in (0.8, 0.9]
+
+
+def test_fit_temperature_accepts_logits_made_under_inference_mode():
+    """Logits computed for evaluation are inference tensors; fitting must still work (not fall back to T=1)."""
+    import torch
+
+    from brainmri.evaluation.calibration import fit_temperature
+
+    g = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 4, (400,), generator=g)
+    with torch.inference_mode():
+        logits = torch.randn(400, 4, generator=g) + 6.0 * torch.nn.functional.one_hot(labels, 4)
+        logits[:60] = torch.roll(logits[:60], 1, dims=1)  # 15% confidently wrong: over-confident
+    assert fit_temperature(logits, labels) > 1.5

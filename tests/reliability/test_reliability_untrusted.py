@@ -51,7 +51,7 @@ def test_classifier_load_refuses(evil) -> None:
 
 
 @pytest.mark.parametrize("command", ["predict", "evaluate", "info", "explain", "export", "serve"])
-def test_cli_refuses(command: str, evil, tmp_path, cli, monkeypatch) -> None:
+def test_cli_refuses(command: str, evil, tmp_path, cli, monkeypatch, phantom_flat) -> None:
     path, marker = evil
     [image] = write_valid_pngs(tmp_path / "imgs", n=1, size=48)
     import uvicorn
@@ -59,7 +59,7 @@ def test_cli_refuses(command: str, evil, tmp_path, cli, monkeypatch) -> None:
     monkeypatch.setattr(uvicorn, "run", lambda *a, **k: pytest.fail("serve started with a malicious checkpoint"))
     argv = {
         "predict": ["predict", image, "--checkpoint", path],
-        "evaluate": ["evaluate", path, "--data", tmp_path / "imgs"],
+        "evaluate": ["evaluate", path, "--data", phantom_flat],
         "info": ["info", path],
         "explain": ["explain", path, image, "--out", tmp_path / "cams"],
         "export": ["export", path, "--out", tmp_path / "m.onnx"],

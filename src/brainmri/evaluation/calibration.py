@@ -38,8 +38,9 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, max_iter: int = 
     Returns:
         The temperature ``T > 0`` (a Python float).
     """
-    z = _as_tensor(logits, torch.float64)
-    y = _as_tensor(labels, torch.long).reshape(-1)
+    # clone: logits computed under torch.inference_mode() cannot take part in autograd
+    z = _as_tensor(logits, torch.float64).detach().clone()
+    y = _as_tensor(labels, torch.long).reshape(-1).clone()
     if z.ndim != 2 or z.shape[0] == 0 or z.shape[0] != y.shape[0] or not torch.isfinite(z).all():
         return 1.0
     if y.min() < 0 or y.max() >= z.shape[1]:

@@ -81,6 +81,40 @@ class RandomNoise(torch.nn.Module):
         return (x + torch.randn_like(x) * random.uniform(0, self.std)).clamp(0, 1)
 
 
+class RandomIntensityCurve(torch.nn.Module):
+    """With probability p, remap foreground intensities through a random smooth curve (a cubic
+    Bezier from (0, 0) to (1, 1) with random inner control points), inverted with probability
+    ``invert``; the black background stays black.
+
+    Scanners and sequences (T1, T1 with contrast, T2, FLAIR) give the same anatomy different
+    grey-level curves. A source whose tumors are mostly one sequence teaches a model that *this
+    contrast* means tumor; random curves (as in Models Genesis' non-linear transform) take that
+    shortcut away while keeping edges and shapes — where a lesion is.
+    """
+
+    def __init__(self, p: float, invert: float = 0.0, background: float = 0.02):
+        super().__init__()
+        self.p = p
+        self.invert = invert
+        self.background = background
+
+    @staticmethod
+    def random_lut(rng: random.Random, invert: bool, n: int = 256) -> torch.Tensor:
+        t = torch.linspace(0, 1, n)
+        (x1, y1), (x2, y2) = sorted(tuple(0.15 + 0.7 * rng.random() for _ in range(2)) for _ in range(2))
+        bx = 3 * (1 - t) ** 2 * t * x1 + 3 * (1 - t) * t**2 * x2 + t**3
+        by = 3 * (1 - t) ** 2 * t * y1 + 3 * (1 - t) * t**2 * y2 + t**3
+        lut = torch.from_numpy(np.interp(t.numpy(), bx.numpy(), by.numpy())).float()
+        return 1.0 - lut if invert else lut
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if random.random() >= self.p:
+            return x
+        lut = self.random_lut(random, random.random() < self.invert)
+        idx = (x.clamp(0, 1) * (len(lut) - 1)).round().long()
+        return torch.where(x > self.background, lut[idx].clamp(min=self.background * 2), torch.zeros_like(x))
+
+
 def build_augment(cfg: AugmentConfig) -> v2.Compose | None:
     """The training transform for ``cfg``, or ``None`` when augmentation is disabled."""
     if not cfg.enabled:
@@ -105,6 +139,8 @@ def build_augment(cfg: AugmentConfig) -> v2.Compose | None:
         ops.append(v2.ColorJitter(brightness=cfg.brightness or None, contrast=cfg.contrast or None))
     if cfg.gamma:
         ops.append(RandomGamma(cfg.gamma))
+    if cfg.intensity_curve:
+        ops.append(RandomIntensityCurve(cfg.intensity_curve, cfg.invert))
     if cfg.blur:
         ops.append(v2.RandomApply([v2.GaussianBlur(kernel_size=5, sigma=(0.1, 1.5))], p=cfg.blur))
     if cfg.downscale:

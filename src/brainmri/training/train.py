@@ -196,7 +196,8 @@ def finalize_checkpoint(path: Path, val_images: PreparedImages, cfg: RunConfig) 
 
     model, meta = load_checkpoint(path)
     with torch.inference_mode():
-        logits = torch.from_numpy(predict_logits(model, meta, val_images.images)).float()
+        raw = predict_logits(model, meta, val_images.images)
+    logits = torch.from_numpy(raw).float()  # a normal tensor: temperature fitting needs autograd
     labels = torch.tensor(val_images.labels)
     out: dict = {"best_metrics": meta.metrics}
     try:
