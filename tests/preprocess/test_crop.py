@@ -92,3 +92,32 @@ def test_to_model_input_shape_and_normalisation(in_chans: int) -> None:
     t = to_model_input(arr, cfg)
     assert tuple(t.shape) == (in_chans, 32, 32)
     assert float(t[0, 0, 0]) == pytest.approx(-2.0) and float(t[0, 0, 31]) == pytest.approx(2.0)
+
+
+def test_a_drawn_frame_does_not_become_the_crop():
+    """Some public scans carry a white frame; the crop must find the head inside it."""
+    import cv2
+    import numpy as np
+
+    from brainmri.preprocess.crop import brain_bbox
+
+    img = np.zeros((200, 200), np.uint8)
+    cv2.ellipse(img, (100, 110), (50, 60), 0, 0, 360, 180, -1)
+    framed = img.copy()
+    framed[:3, :] = framed[-3:, :] = 255
+    framed[:, :3] = framed[:, -3:] = 255
+    assert brain_bbox(framed, margin=0.0) == brain_bbox(img, margin=0.0)
+    top, bottom, left, right = brain_bbox(framed, margin=0.0)
+    assert 45 <= top <= 55 and 165 <= bottom <= 175 and 45 <= left <= 55 and 145 <= right <= 155
+
+
+def test_a_head_touching_the_edge_is_not_cleared():
+    import cv2
+    import numpy as np
+
+    from brainmri.preprocess.crop import brain_bbox
+
+    img = np.zeros((200, 200), np.uint8)
+    cv2.ellipse(img, (100, 100), (60, 110), 0, 0, 360, 180, -1)  # runs off the top and bottom
+    top, bottom, _, _ = brain_bbox(img, margin=0.0)
+    assert top == 0 and bottom == 200

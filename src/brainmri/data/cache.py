@@ -37,6 +37,11 @@ def file_digest(path: str | Path) -> str:
     return h.hexdigest()
 
 
+# Bump when the preprocessing *code* changes in a way the config does not capture (v2: frame
+# removal in the brain crop), so stale entries are never served.
+PREPROCESS_VERSION = 2
+
+
 class ImageCache:
     """Prepared-image cache for one preprocessing config.
 
@@ -48,7 +53,7 @@ class ImageCache:
 
     def __init__(self, cache_dir: str | Path, cfg: PreprocessConfig):
         self.cfg = cfg
-        self.dir = Path(cache_dir) / "prepared" / config_hash(cfg)
+        self.dir = Path(cache_dir) / "prepared" / f"v{PREPROCESS_VERSION}-{config_hash(cfg)}"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.hits = 0
         self.misses = 0

@@ -34,17 +34,25 @@ class RandomGamma(torch.nn.Module):
         return x.clamp(0, 1) ** g
 
 
-class RandomDownscale(torch.nn.Module):
-    """With probability p, resize to a random fraction (0.35-0.9) of the size and back: mimics
-    low-resolution sources."""
+class _Sometimes(torch.nn.Module):
+    """Applies ``transform`` with probability ``p``."""
 
     def __init__(self, p: float):
         super().__init__()
         self.p = p
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if random.random() >= self.p:
-            return x
+        return self.transform(x) if random.random() < self.p else x
+
+    def transform(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class RandomDownscale(_Sometimes):
+    """With probability p, resize to a random fraction (0.35-0.9) of the size and back: mimics
+    low-resolution sources."""
+
+    def transform(self, x: torch.Tensor) -> torch.Tensor:
         s = x.shape[-1]
         f = random.uniform(0.35, 0.9)
         small = F.interpolate(x.unsqueeze(0), size=max(8, int(s * f)), mode="area")
@@ -53,16 +61,10 @@ class RandomDownscale(torch.nn.Module):
         return F.interpolate(small, size=(x.shape[-2], s), mode=mode, **kwargs).squeeze(0).clamp(0, 1)
 
 
-class RandomJPEG(torch.nn.Module):
+class RandomJPEG(_Sometimes):
     """With probability p, re-encode as JPEG at quality 30-95 (Pillow; torchvision.io is not used)."""
 
-    def __init__(self, p: float):
-        super().__init__()
-        self.p = p
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if random.random() >= self.p:
-            return x
+    def transform(self, x: torch.Tensor) -> torch.Tensor:
         arr = (x[0].clamp(0, 1) * 255).round().to(torch.uint8).numpy()
         buf = io.BytesIO()
         Image.fromarray(arr, mode="L").save(buf, format="JPEG", quality=random.randint(30, 95))
@@ -81,7 +83,7 @@ class RandomNoise(torch.nn.Module):
         return (x + torch.randn_like(x) * random.uniform(0, self.std)).clamp(0, 1)
 
 
-class RandomIntensityCurve(torch.nn.Module):
+class RandomIntensityCurve(_Sometimes):
     """With probability p, remap foreground intensities through a random smooth curve (a cubic
     Bezier from (0, 0) to (1, 1) with random inner control points), inverted with probability
     ``invert``; the black background stays black.
@@ -93,8 +95,7 @@ class RandomIntensityCurve(torch.nn.Module):
     """
 
     def __init__(self, p: float, invert: float = 0.0, background: float = 0.02):
-        super().__init__()
-        self.p = p
+        super().__init__(p)
         self.invert = invert
         self.background = background
 
@@ -107,9 +108,7 @@ class RandomIntensityCurve(torch.nn.Module):
         lut = torch.from_numpy(np.interp(t.numpy(), bx.numpy(), by.numpy())).float()
         return 1.0 - lut if invert else lut
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if random.random() >= self.p:
-            return x
+    def transform(self, x: torch.Tensor) -> torch.Tensor:
         lut = self.random_lut(random, random.random() < self.invert)
         idx = (x.clamp(0, 1) * (len(lut) - 1)).round().long()
         return torch.where(x > self.background, lut[idx].clamp(min=self.background * 2), torch.zeros_like(x))

@@ -10,6 +10,23 @@ import cv2
 import numpy as np
 
 
+def clear_frame(mask: np.ndarray, depth: float = 0.06, fill: float = 0.6) -> np.ndarray:
+    """Zero the lines near the image edges that are mostly foreground: drawn frames and scanner
+    borders, which would otherwise be the largest contour. A head touching an edge fills far less
+    than ``fill`` of an edge line, so it is kept."""
+    out = mask.copy()
+    h, w = out.shape
+    dh, dw = max(1, int(h * depth)), max(1, int(w * depth))
+    fg = out > 0
+    for i in list(range(dh)) + list(range(h - dh, h)):
+        if fg[i].mean() > fill:
+            out[i] = 0
+    for j in list(range(dw)) + list(range(w - dw, w)):
+        if fg[:, j].mean() > fill:
+            out[:, j] = 0
+    return out
+
+
 def brain_bbox(
     gray: np.ndarray,
     blur: int = 5,
@@ -35,6 +52,7 @@ def brain_bbox(
         k = int(blur) | 1  # odd kernel
         g = cv2.GaussianBlur(g, (k, k), 0)
     _, mask = cv2.threshold(g, int(threshold), 255, cv2.THRESH_BINARY)
+    mask = clear_frame(mask)
     if erode:
         mask = cv2.erode(mask, None, iterations=int(erode))
     if dilate:

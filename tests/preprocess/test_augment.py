@@ -1,0 +1,58 @@
+"""Training augmentation: shapes, ranges, and what each robustness lever does."""
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from brainmri.config import AugmentConfig
+from brainmri.preprocess.augment import RandomDownscale, RandomIntensityCurve, RandomJPEG, build_augment
+
+
+def ramp() -> torch.Tensor:
+    """(1, 32, 32) float: black border, a left-to-right intensity ramp inside."""
+    x = torch.zeros(1, 32, 32)
+    x[:, 4:28, 4:28] = torch.linspace(0.1, 1.0, 24).expand(24, 24)
+    return x
+
+
+def test_disabled_augmentation_is_none():
+    assert build_augment(AugmentConfig(enabled=False)) is None
+
+
+def test_full_pipeline_gives_float_image_in_unit_range():
+    aug = build_augment(AugmentConfig(sharpness=0.5, gamma=0.3, blur=0.5, noise=0.05, downscale=0.5, jpeg=0.5, intensity_curve=0.5, invert=0.5))
+    x = (ramp() * 255).to(torch.uint8)
+    for seed in range(10):
+        random.seed(seed)
+        torch.manual_seed(seed)
+        y = aug(x)
+        assert y.dtype == torch.float32 and y.shape == (1, 32, 32)
+        assert 0.0 <= float(y.min()) and float(y.max()) <= 1.0
+
+
+def test_intensity_curve_keeps_background_black_and_invert_reverses_tissue_order():
+    x = ramp()
+    random.seed(0)
+    inverted = RandomIntensityCurve(p=1.0, invert=1.0).transform(x)
+    kept = RandomIntensityCurve(p=1.0, invert=0.0).transform(x)
+    assert float(inverted[:, :4].abs().max()) == 0.0 and float(kept[:, :4].abs().max()) == 0.0
+    row_inv, row_kept = inverted[0, 16, 4:28], kept[0, 16, 4:28]
+    assert float(row_inv[0]) > float(row_inv[-1])  # dark tissue became bright
+    assert float(row_kept[0]) < float(row_kept[-1])  # monotone curve keeps the order
+
+
+def test_intensity_curve_probability_zero_is_identity():
+    x = ramp()
+    assert torch.equal(RandomIntensityCurve(p=0.0)(x), x)
+
+
+@pytest.mark.parametrize("op", [RandomDownscale(1.0), RandomJPEG(1.0)])
+def test_resolution_and_jpeg_levers_keep_shape_and_change_pixels(op):
+    random.seed(1)
+    x = ramp()
+    y = op(x)
+    assert y.shape == x.shape
+    assert not torch.equal(y, x)
+    assert float((y - x).abs().mean()) < 0.1  # degraded, not destroyed
