@@ -33,7 +33,7 @@ def ci(c) -> str:
     return f"[{100 * c[0]:.1f}, {100 * c[1]:.1f}]"
 
 
-def model_card(meta, test: dict, yn: dict, ad: dict) -> str:
+def model_card(meta, test: dict, yn: dict, ad: dict, recipe: str | None = None) -> str:
     lf = test.get("leak_free") or {}
     leak = test.get("leak") or {}
     t = meta.train
@@ -50,7 +50,7 @@ def model_card(meta, test: dict, yn: dict, ad: dict) -> str:
         f"Trained on the official `Training/` folder of \"Brain Tumor MRI Dataset\" (M. Nickparvar, Kaggle; figshare + SARTAJ + Br35H), "
         f"validation carved from it (stratified, seed {meta.data.get('seed')}); counts {json.dumps(meta.data.get('counts'))}.",
         "No model hub is reachable where it was trained: the network starts from random weights (no ImageNet pre-training).",
-        f"Recipe: {meta.model.name}, {t.get('epochs')} epochs, AdamW lr {t.get('lr')}, weight decay {t.get('weight_decay')}, cosine schedule, "
+        recipe or f"Recipe: {meta.model.name}, {t.get('epochs')} epochs, AdamW lr {t.get('lr')}, weight decay {t.get('weight_decay')}, cosine schedule, "
         f"label smoothing {t.get('label_smoothing')}, class-weighted loss, brain crop, augmentation {json.dumps(t.get('augment'))}.",
         "",
         "## Results (95% intervals: bootstrap for accuracy / macro F1, Wilson for rates)",
@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("checkpoint")
     ap.add_argument("--datasets", default=str(Path(__file__).resolve().parents[2] / "shared" / "datasets"))
     ap.add_argument("--out", default="results")
+    ap.add_argument("--recipe", default=None, help="recipe sentence for the card (default: from the checkpoint's training config)")
     ap.add_argument("--no-bundle", action="store_true", help="evaluate and write the card, but do not copy weights into the package")
     args = ap.parse_args(argv)
     out = Path(args.out)
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, r in (("yesno_presence.json", yn), ("alzheimer_presence.json", ad)):
         (out / name).write_text(json.dumps(r, indent=2))
     model, meta = load_checkpoint(args.checkpoint)
-    card = model_card(meta, test, yn, ad)
+    card = model_card(meta, test, yn, ad, args.recipe)
     (out / "MODEL_CARD.md").write_text(card + "\n")
     print(card)
     if not args.no_bundle:

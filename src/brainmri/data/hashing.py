@@ -104,7 +104,7 @@ def hash_image_bytes(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXEL
     try:
         with Image.open(BytesIO(data)) as img:
             width, height, mode, fmt = img.width, img.height, img.mode, img.format or ""
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
         width = height = 0
         mode = fmt = ""
     gray = decode_image_bytes(data, name, max_pixels)  # raises ImageReadError with the reason
@@ -139,6 +139,23 @@ def hash_file(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageHa
 # per-file cache
 
 
+def _is_hex(value: object, digits: int) -> bool:
+    if not isinstance(value, str) or len(value) != digits:
+        return False
+    try:
+        bytes.fromhex(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _well_formed(h: ImageHash) -> bool:
+    """A cached hash is usable: hex digests of the right length, or an error and no digests."""
+    if h.error is not None:
+        return isinstance(h.error, str) and h.pixel_sha is None and h.phash is None
+    return _is_hex(h.pixel_sha, 64) and _is_hex(h.phash, HASH_BITS // 4) and (h.file_sha is None or _is_hex(h.file_sha, 64))
+
+
 class HashCache:
     """JSON cache of :class:`ImageHash` keyed by absolute path, valid while size and mtime match.
 
@@ -171,12 +188,13 @@ class HashCache:
         p = Path(path).resolve()
         entry = self.entries.get(str(p))
         stamp = self._stamp(p)
-        if entry is None or stamp is None or [entry.get("size"), entry.get("mtime_ns")] != list(stamp):
+        if not isinstance(entry, dict) or stamp is None or [entry.get("size"), entry.get("mtime_ns")] != list(stamp):
             return None
         try:
-            return ImageHash(**{k: v for k, v in entry.items() if k not in ("size", "mtime_ns")})
+            value = ImageHash(**{k: v for k, v in entry.items() if k not in ("size", "mtime_ns")})
         except (TypeError, ValueError):
             return None
+        return value if _well_formed(value) else None  # a corrupt entry is recomputed
 
     def put(self, path: str | Path, value: ImageHash) -> None:
         p = Path(path).resolve()

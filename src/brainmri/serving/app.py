@@ -206,6 +206,11 @@ def create_app(settings: ServeSettings | None = None, classifier: Classifier | N
             raise ApiError(422, "unreadable_file", exc.reason) from None
         except BrainMRIError as exc:
             raise ApiError(422, "unprocessable", str(exc).replace(UPLOAD_NAME + ": ", "", 1)) from None
+        except ApiError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - answered here: Starlette would re-raise it to the server, which logs the traceback
+            log.error("internal error on POST /v1/predict: %s", type(exc).__name__)
+            raise ApiError(500, "internal_error", "internal error while handling the request; it has been logged") from None
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
