@@ -66,7 +66,8 @@ class MetricsCSV(pl.Callback):
         self.path = Path(path)
         self._t0 = time.time()
 
-    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # on_train_start, not on_fit_start: only here has a resumed run's current_epoch been restored
         if not trainer.is_global_zero:
             return
         rows = []

@@ -1,7 +1,10 @@
 """The LightningModule: a classifier, a class-weighted loss and per-epoch metrics."""
 from __future__ import annotations
 
+import random
+
 import lightning.pytorch as pl
+import numpy as np
 import torch
 import torch.nn.functional as F
 import torchmetrics
@@ -68,6 +71,28 @@ class ClassifierModule(pl.LightningModule):
     def on_validation_epoch_end(self):
         self.log_dict(self.val_metrics.compute(), prog_bar=True, sync_dist=True)
         self.val_metrics.reset()
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # Random states travel with lightning/last.ckpt, so a resumed run draws the same shuffles,
+        # augmentations and dropout masks as an uninterrupted one. Plain lists: the checkpoint
+        # stays loadable with torch.load(weights_only=True).
+        name, keys, pos, has_gauss, gauss = np.random.get_state()
+        version, internal, gauss_next = random.getstate()
+        checkpoint["rng_states"] = {
+            "torch": torch.get_rng_state(),
+            "numpy": [name, keys.tolist(), int(pos), int(has_gauss), float(gauss)],
+            "python": [version, list(internal), gauss_next],
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        states = checkpoint.get("rng_states")
+        if not states:
+            return
+        torch.set_rng_state(states["torch"])
+        name, keys, pos, has_gauss, gauss = states["numpy"]
+        np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
+        version, internal, gauss_next = states["python"]
+        random.setstate((version, tuple(internal), gauss_next))
 
     def configure_optimizers(self):
         head = head_parameter_names(self.model)

@@ -155,7 +155,10 @@ def run_training(cfg: RunConfig, resume: str | Path | None = None, progress: boo
         TwoPhaseFinetuning(t.head_epochs, t.unfreeze),
         BestCheckpoint(best_path, t.monitor, make_meta),
         MetricsCSV(run_dir / "metrics.csv"),
-        ModelCheckpoint(dirpath=run_dir / "lightning", save_last=True, save_top_k=0, every_n_epochs=1),
+        # lightning/last.ckpt after every epoch, for --resume (Lightning >= 2.5 writes save_last only
+        # next to a top-k save, so save_top_k=0 + save_last=True wrote it only when training ended)
+        ModelCheckpoint(dirpath=run_dir / "lightning", filename="last", monitor=None, save_top_k=1, every_n_epochs=1,
+                        enable_version_counter=False),
     ]
     if t.early_stopping_patience:
         callbacks.append(EarlyStopping(t.monitor, patience=t.early_stopping_patience, mode="min" if t.monitor.endswith("loss") else "max"))
