@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from brainmri.config import PreprocessConfig
-from brainmri.data.cache import ImageCache
+from brainmri.data.cache import ImageCache, resolve_cache_dir
 from brainmri.data.datasets import Sample
 from brainmri.data.io import DEFAULT_MAX_PIXELS, as_gray_uint8, read_image
 from brainmri.errors import BrainMRIError, DatasetError
@@ -46,6 +46,7 @@ class PreparedImages:
         progress: bool = False,
     ):
         self.cfg = cfg
+        cache_dir = resolve_cache_dir(cache_dir)  # "auto" -> ~/.cache/brainmri, never a folder named auto
         self.cache = ImageCache(cache_dir, cfg) if cache_dir else None
         self.failures: list[tuple[str, str]] = []
         self._arrays = arrays
