@@ -32,6 +32,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from brainmri.config import RunConfig
+    from brainmri.data.io import read_image
     from brainmri.data.synthetic import make_phantom_dataset
     from brainmri.evaluation.evaluate import evaluate_checkpoint
     from brainmri.explain.cam import explain
@@ -69,7 +70,7 @@ def run(args) -> int:
     for class_dir in sorted((data / "Testing").iterdir()):
         scan = sorted(class_dir.glob("*.png"))[0]
         pred = clf.predict(scan)
-        cam = explain(clf.torch_model, clf.meta, [scan])[0]
+        cam = explain(clf.torch_model, clf.meta, [read_image(scan)])[0]
         if cam is not None:
             path = out / "explain" / f"{class_dir.name}_overlay.png"
             path.parent.mkdir(parents=True, exist_ok=True)
