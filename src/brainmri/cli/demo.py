@@ -22,7 +22,7 @@ def register(subparsers) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--out", default="demo_out", help="output folder")
-    p.add_argument("--epochs", type=int, default=8, help="training epochs")
+    p.add_argument("--epochs", type=int, default=14, help="training epochs")
     p.add_argument("--n-per-class", type=int, default=48, help="training phantoms per class")
     p.add_argument("--model", default="seed002_cnn", help="model name")
     p.add_argument("--image-size", type=int, default=64, help="model input size")
