@@ -1,0 +1,79 @@
+"""The model zoo: every named model builds and runs at its input size; grayscale meets
+3-channel backbones; local pretrained weights load offline; the hub path fails clearly."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from brainmri.errors import CheckpointError, ConfigError
+from brainmri.models import MODEL_ZOO, create_model, load_pretrained_weights
+
+
+@pytest.mark.parametrize("name", sorted(MODEL_ZOO))
+def test_every_zoo_model_runs_a_forward_pass_at_its_input_size(name):
+    size = MODEL_ZOO[name]
+    model = create_model(name, num_classes=4, in_chans=1, image_size=size).eval()
+    with torch.inference_mode():
+        out = model(torch.randn(1, 1, size, size))
+    assert out.shape == (1, 4) and torch.isfinite(out).all()
+    assert model.get_classifier().out_features == 4 if hasattr(model.get_classifier(), "out_features") else True
+
+
+def test_unknown_model_name_is_a_clear_config_error():
+    with pytest.raises(ConfigError, match="not a brainmri or timm model"):
+        create_model("resnet_999", 4)
+
+
+def test_seed_cnns_have_no_pretrained_weights():
+    with pytest.raises(ConfigError, match="from-scratch"):
+        create_model("seed003_cnn", 2, pretrained=True)
+
+
+def test_three_channel_input_replicates_gray():
+    model = create_model("resnet18", 4, in_chans=3).eval()
+    gray = torch.rand(1, 1, 64, 64)
+    with torch.inference_mode():
+        assert model(gray.expand(1, 3, 64, 64)).shape == (1, 4)
+
+
+def test_local_pretrained_weights_load_offline_and_adapt_the_first_conv(tmp_path):
+    """An ImageNet-style 3-channel state dict (written here) loads into a 1-channel model:
+    the first conv is the channel sum, the backbone matches, the classifier is new."""
+    from safetensors.torch import save_file
+
+    source = create_model("resnet18", 1000, in_chans=3)
+    state = {k: v.contiguous() for k, v in source.state_dict().items()}
+    save_file(state, str(tmp_path / "imagenet.safetensors"))
+    torch.save(state, tmp_path / "imagenet.pth")
+    for path in (tmp_path / "imagenet.safetensors", tmp_path / "imagenet.pth"):
+        model = create_model("resnet18", 4, in_chans=1, pretrained_weights=str(path))
+        assert torch.allclose(model.conv1.weight, state["conv1.weight"].sum(1, keepdim=True))
+        assert torch.equal(model.layer4[1].conv2.weight, state["layer4.1.conv2.weight"])
+        assert model.fc.weight.shape == (4, 512)
+
+
+def test_weights_for_another_architecture_are_refused(tmp_path):
+    from safetensors.torch import save_file
+
+    save_file({"foo.weight": torch.zeros(3, 3)}, str(tmp_path / "other.safetensors"))
+    with pytest.raises(CheckpointError, match="no parameter matches"):
+        load_pretrained_weights(create_model("resnet18", 4), tmp_path / "other.safetensors")
+
+
+def test_missing_weights_file_names_the_path(tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        create_model("resnet18", 4, pretrained_weights=str(tmp_path / "nope.safetensors"))
+
+
+def test_hub_download_offline_gives_a_clear_message(monkeypatch):
+    import timm
+
+    def offline(*args, **kwargs):
+        if kwargs.get("pretrained"):
+            raise OSError("We couldn't connect to 'https://huggingface.co'")
+        return real(*args, **kwargs)
+
+    real = timm.create_model
+    monkeypatch.setattr(timm, "create_model", offline)
+    with pytest.raises(CheckpointError, match="--pretrained-weights"):
+        create_model("resnet18", 4, pretrained=True)
