@@ -56,6 +56,7 @@ class AugmentConfig:
     jpeg: float = 0.0  # probability of JPEG re-compression at quality 30-95
     intensity_curve: float = 0.0  # probability of a random smooth intensity remapping (sequence contrast)
     invert: float = 0.0  # probability, within intensity_curve, of inverting tissue contrast (T1 <-> T2-like)
+    lesion: float = 0.0  # probability that a healthy ('notumor') training scan gets a synthetic lesion and the target "some tumor" (preprocess.lesion)
 
 
 @dataclass
@@ -81,6 +82,7 @@ class DataConfig:
     cache_dir: str | None = "auto"  # prepared-image cache: "auto" (~/.cache/brainmri or $BRAINMRI_CACHE), a folder, or None
     balanced_sampler: bool = False
     class_weights: str | None = "balanced"  # balanced | None
+    extra_train: list[str] | None = None  # training-only tumor-presence sources: "PATH" (yes/no folders) or "PATH=notumor|tumor" (brainmri.data.presence)
 
 
 @dataclass
@@ -236,6 +238,11 @@ def validate(cfg: RunConfig) -> RunConfig:
     if d.val_ratio + d.test_ratio >= 1:
         raise ConfigError("data.val_ratio + data.test_ratio must be < 1")
     _choice(d.class_weights, "data.class_weights", ("balanced", None))
+    a = cfg.augment
+    for name in ("hflip", "sharpness", "blur", "downscale", "jpeg", "intensity_curve", "invert", "lesion"):
+        v = getattr(a, name)
+        if not (0 <= v <= 1):
+            raise ConfigError(f"augment.{name}={v} is a probability and must be in [0, 1]")
     _choice(m.head, "model.head", ("linear", "mlp"))
     _choice(t.optimizer, "train.optimizer", ("adam", "adamw"))
     _choice(t.schedule, "train.schedule", ("cosine", "plateau", "none"))

@@ -60,6 +60,9 @@ def register(subparsers) -> None:
     p.add_argument("--no-crop", dest="crop", action="store_false", default=None, help="disable the brain crop")
     p.add_argument("--no-augment", dest="augment", action="store_false", default=None, help="disable training augmentation")
     p.add_argument("--balanced-sampler", action="store_true", default=None, help="class-balanced sampling")
+    p.add_argument("--extra-train", action="append", default=None, metavar="PATH[=LABEL]",
+                   help="extra training-only tumor-presence source (repeatable): yes/no folders, or every image LABEL=tumor|notumor")
+    p.add_argument("--lesion", type=float, default=None, help="probability of a synthetic lesion in a healthy training scan (augment.lesion)")
     p.add_argument("--deterministic", action="store_true", default=None, help="deterministic algorithms (slower)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last completed epoch")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
@@ -84,7 +87,8 @@ def build_config(args) -> RunConfig:
     cfg = load_run_config(args.config) if args.config else RunConfig()
     overrides = {field: getattr(args, flag.lstrip("-").replace("-", "_")) for flag, (field, _, _) in FLAGS.items()}
     overrides.update({"model.pretrained": args.pretrained, "preprocess.crop": args.crop, "augment.enabled": args.augment,
-                      "data.balanced_sampler": args.balanced_sampler, "train.deterministic": args.deterministic})
+                      "data.balanced_sampler": args.balanced_sampler, "train.deterministic": args.deterministic,
+                      "data.extra_train": args.extra_train, "augment.lesion": args.lesion})
     apply_overrides(cfg, overrides)
     if args.cache_dir in ("none", "None"):
         cfg.data.cache_dir = None

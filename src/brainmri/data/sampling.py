@@ -44,7 +44,8 @@ def balanced_sampler(labels: Sequence[int], num_samples: int | None = None, seed
     arr = np.asarray(labels, dtype=np.int64).reshape(-1)
     if arr.size == 0:
         raise ValueError("balanced_sampler needs at least one label")
-    counts = np.bincount(arr)
-    weights = torch.as_tensor(1.0 / counts[arr], dtype=torch.double)
+    _, groups = np.unique(arr, return_inverse=True)  # any label values, PRESENCE (-1) included
+    counts = np.bincount(groups)
+    weights = torch.as_tensor(1.0 / counts[groups], dtype=torch.double)
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     return WeightedRandomSampler(weights, num_samples or len(arr), replacement=True, generator=generator)

@@ -8,6 +8,7 @@ and skipped; the run goes on with the rest.
 from __future__ import annotations
 
 import logging
+import random
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Sequence
@@ -20,7 +21,8 @@ from brainmri.config import PreprocessConfig
 from brainmri.data.cache import ImageCache, resolve_cache_dir
 from brainmri.data.datasets import Sample
 from brainmri.data.io import DEFAULT_MAX_PIXELS, as_gray_uint8, read_image
-from brainmri.errors import BrainMRIError, DatasetError
+from brainmri.errors import BrainMRIError, ConfigError, DatasetError
+from brainmri.preprocess.lesion import PRESENCE, synthesize_lesion
 from brainmri.preprocess.pipeline import prepare_image, to_model_input
 
 log = logging.getLogger(__name__)
@@ -102,18 +104,35 @@ class PreparedImages:
 
 class ImageDataset(Dataset):
     """``(tensor (C, S, S), label)`` pairs from :class:`PreparedImages`, with optional
-    training augmentation applied to the [0, 1] image before normalisation."""
+    training augmentation applied to the [0, 1] image before normalisation.
 
-    def __init__(self, prepared: PreparedImages, cfg: PreprocessConfig, augment: Callable[[torch.Tensor], torch.Tensor] | None = None):
+    With ``lesion > 0``, a scan labelled ``healthy_label`` gets, with that probability, a
+    synthetic lesion (:func:`brainmri.preprocess.lesion.synthesize_lesion`, before the other
+    augmentations) and the label :data:`~brainmri.preprocess.lesion.PRESENCE` ("some tumor").
+    """
+
+    def __init__(
+        self, prepared: PreparedImages, cfg: PreprocessConfig, augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        lesion: float = 0.0, healthy_label: int | None = None,
+    ):
+        if lesion and healthy_label is None:
+            raise ConfigError("augment.lesion needs a healthy class to paste lesions into (a 'notumor' class); this class set has none")
         self.prepared = prepared
         self.cfg = cfg
         self.augment = augment
+        self.lesion = lesion
+        self.healthy_label = healthy_label
 
     def __len__(self) -> int:
         return len(self.prepared)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         arr = self.prepared.images[i]
+        label = self.prepared.samples[i].label
+        if self.lesion and label == self.healthy_label and random.random() < self.lesion:
+            pasted = synthesize_lesion(arr, random)
+            if pasted is not None:
+                arr, label = pasted, PRESENCE
         if self.augment is not None:
             x = torch.from_numpy(arr).unsqueeze(0)  # uint8 (1, S, S)
             x = self.augment(x)  # uint8 or float in [0, 1]
@@ -122,4 +141,4 @@ class ImageDataset(Dataset):
             t = to_model_input(x.clamp(0, 1), self.cfg)
         else:
             t = to_model_input(arr, self.cfg)
-        return t, self.prepared.samples[i].label
+        return t, label

@@ -88,14 +88,25 @@ def evaluate_tumor_presence(checkpoint: str | Path, root: str | Path, assume_lab
         "unreadable": [f"{p}: {r}" for p, r in prepared.failures],
         "disclaimer": brainmri.DISCLAIMER,
     }
+    trained = [e["source"] for e in (meta.data or {}).get("extra_train") or [] if _same_path(e["source"], root)]
+    if trained:
+        result["warning"] = f"{checkpoint} was trained on {trained[0]} (data.extra_train): this is not a cross-source test"
     if truth.any() and (~truth).any():
         result["auc"] = roc_auc(truth, p_tumor)
         result["accuracy"] = float((called_tumor == truth).mean())
     return result
 
 
+def _same_path(a: str | Path, b: str | Path) -> bool:
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return str(a) == str(b)
+
+
 def summary_lines(r: dict) -> list[str]:
-    lines = [f"tumor presence on {r['data']} (n={r['n']}{', all assumed ' + r['assume_label'] if r['assume_label'] else ''})"]
+    lines = [f"WARNING: {r['warning']}"] if r.get("warning") else []
+    lines += [f"tumor presence on {r['data']} (n={r['n']}{', all assumed ' + r['assume_label'] if r['assume_label'] else ''})"]
     for key, text in (("tumor_called_tumor", "tumor scans called a tumor class"), ("notumor_called_notumor", "healthy scans called notumor")):
         v = r.get(key)
         if v:

@@ -24,15 +24,22 @@ class ClassifierModule(pl.LightningModule):
         train_cfg: optimiser / schedule / loss settings.
         class_weights: per-class loss weights (``None`` for unweighted).
         steps_per_epoch: optimiser steps per epoch (for the per-step schedule).
+        healthy_class: index of the healthy class (``notumor``). Training targets equal to
+            :data:`~brainmri.preprocess.lesion.PRESENCE` ("some tumor, type unknown": synthetic
+            lesions, binary labels) then cost ``-log P(not healthy)``, the tumor-presence objective.
     """
 
-    def __init__(self, model: nn.Module, num_classes: int, train_cfg: TrainConfig, class_weights: torch.Tensor | None = None, steps_per_epoch: int = 1):
+    def __init__(
+        self, model: nn.Module, num_classes: int, train_cfg: TrainConfig, class_weights: torch.Tensor | None = None,
+        steps_per_epoch: int = 1, healthy_class: int | None = None,
+    ):
         super().__init__()
         self.model = model
         self.cfg = train_cfg
         self.num_classes = num_classes
         self.steps_per_epoch = max(1, steps_per_epoch)
         self.phase = 1 if train_cfg.head_epochs > 0 else 2
+        self.healthy_class = healthy_class
         self.register_buffer("class_weights", class_weights if class_weights is not None else torch.ones(num_classes), persistent=False)
         kw = {"task": "multiclass", "num_classes": num_classes}
         self.train_acc = torchmetrics.Accuracy(**kw)
@@ -52,11 +59,30 @@ class ClassifierModule(pl.LightningModule):
     def _to_input(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.cfg.channels_last else x
 
+    def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Class-weighted cross-entropy over labelled rows; rows labelled ``PRESENCE`` add
+        ``-log P(not healthy)`` with the mean weight of the non-healthy classes. The sum is
+        divided by the total weight, as ``F.cross_entropy(weight=...)`` does."""
+        logits = logits.float()
+        known = y >= 0
+        w = self.class_weights
+        loss = F.cross_entropy(logits[known], y[known], weight=w, label_smoothing=self.cfg.label_smoothing, reduction="sum")
+        total = w[y[known]].sum()
+        if self.healthy_class is not None and not bool(known.all()):
+            logp = torch.log_softmax(logits[~known], 1)
+            tumor = [k for k in range(self.num_classes) if k != self.healthy_class]
+            w_tumor = w[tumor].mean()
+            loss = loss - w_tumor * torch.logsumexp(logp[:, tumor], 1).sum()
+            total = total + w_tumor * (~known).sum()
+        return loss / total.clamp_min(1e-8)
+
     def training_step(self, batch, batch_idx):
         x, y = batch
         logits = self(self._to_input(x))
-        loss = F.cross_entropy(logits.float(), y, weight=self.class_weights, label_smoothing=self.cfg.label_smoothing)
-        self.train_acc(logits.detach(), y)
+        loss = self.loss(logits, y)
+        known = y >= 0
+        if bool(known.any()):
+            self.train_acc(logits.detach()[known], y[known])
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
         self.log("train_acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
         return loss

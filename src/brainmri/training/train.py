@@ -111,10 +111,19 @@ def run_training(cfg: RunConfig, resume: str | Path | None = None, progress: boo
         raise ConfigError(f"{d.root}: training needs non-empty train and val splits (got {index.counts()})")
     cache_dir = resolve_cache_dir(d.cache_dir)
     log.info("preparing images (crop %s, %d px, cache %s)", cfg.preprocess.crop, cfg.preprocess.image_size, cache_dir or "off")
-    train_images = PreparedImages(index.split("train"), cfg.preprocess, cache_dir, index.arrays, d.max_pixels)
+    train_samples = index.split("train")
+    extra: list[dict] = []
+    if d.extra_train:
+        from brainmri.data.presence import load_extra_sources
+
+        extra_samples, extra = load_extra_sources(d.extra_train, index.class_names, d.seed)
+        train_samples = train_samples + extra_samples
+        log.info("extra tumor-presence sources: %s", "; ".join(f"{e['source']} ({e['n_tumor']} tumor, {e['n_notumor']} notumor)" for e in extra))
+    train_images = PreparedImages(train_samples, cfg.preprocess, cache_dir, index.arrays, d.max_pixels)
     val_images = PreparedImages(index.split("val"), cfg.preprocess, cache_dir, index.arrays, d.max_pixels)
     num_classes = len(index.class_names)
-    train_ds = ImageDataset(train_images, cfg.preprocess, build_augment(cfg.augment))
+    healthy = index.class_names.index("notumor") if "notumor" in index.class_names else None
+    train_ds = ImageDataset(train_images, cfg.preprocess, build_augment(cfg.augment), cfg.augment.lesion, healthy)
     val_ds = ImageDataset(val_images, cfg.preprocess)
     sampler = None
     if d.balanced_sampler:
@@ -132,11 +141,12 @@ def run_training(cfg: RunConfig, resume: str | Path | None = None, progress: boo
     )
     if t.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    weights = _class_weights(train_images.labels, num_classes) if d.class_weights == "balanced" else None
+    typed = [label for label in train_images.labels if label >= 0]  # PRESENCE rows have no class
+    weights = _class_weights(typed, num_classes) if d.class_weights == "balanced" else None
     steps = len(train_dl)
     if isinstance(t.max_train_batches, int) and t.max_train_batches:
         steps = min(steps, t.max_train_batches)
-    module = ClassifierModule(model, num_classes, t, weights, steps_per_epoch=steps)
+    module = ClassifierModule(model, num_classes, t, weights, steps_per_epoch=steps, healthy_class=healthy)
 
     fingerprint = data_fingerprint(index)
     counts = index.counts()
@@ -145,7 +155,7 @@ def run_training(cfg: RunConfig, resume: str | Path | None = None, progress: boo
         return CheckpointMeta(
             model=cfg.model, class_names=index.class_names, preprocess=cfg.preprocess, task=d.preset or "custom",
             train={**to_dict(t), "augment": to_dict(cfg.augment)},
-            data={"root": str(d.root), "fingerprint": fingerprint, "counts": counts, "split": d.split, "seed": d.seed,
+            data={"root": str(d.root), "fingerprint": fingerprint, "counts": counts, "split": d.split, "seed": d.seed, "extra_train": extra,
                   "unreadable": len(train_images.failures) + len(val_images.failures)},
             metrics=metrics, versions=library_versions(),
         )

@@ -1,0 +1,64 @@
+"""Extra training sources with tumor-presence labels only (``data.extra_train``).
+
+A four-class tumor model learns from every labelled scan it can get, not only the four-class set:
+binary sets (``yes``/``no``) and healthy-only sets (e.g. Alzheimer slices, all without a tumor).
+Each extra image joins the *training* split only (validation and test stay on the main source):
+
+* a healthy image gets the main task's healthy class (``notumor``);
+* a tumor image of unknown type gets :data:`~brainmri.preprocess.lesion.PRESENCE`, trained with
+  ``-log P(not notumor)`` (``brainmri.training.module``).
+
+A spec is ``PATH`` (folders read with the ``tumor2`` preset: ``yes``/``no``, tumor-type folders,
+``notumor``) or ``PATH=LABEL`` with LABEL ``tumor`` or ``notumor`` (every image that label).
+An extra source is no longer a cross-source test of the model: the checkpoint records them, and
+``brainmri evaluate --tumor-presence`` says so when asked to test on one.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from brainmri.config import DataConfig
+from brainmri.data.datasets import Sample, load_dataset
+from brainmri.errors import ConfigError
+from brainmri.preprocess.lesion import PRESENCE
+
+LABELS = ("tumor", "notumor")
+
+
+def parse_spec(spec: str) -> tuple[str, str | None]:
+    """``"PATH"`` -> ``(PATH, None)``; ``"PATH=notumor"`` -> ``(PATH, "notumor")``."""
+    path, sep, label = str(spec).rpartition("=")
+    if not sep or label.strip() not in LABELS:
+        if sep and label.strip() and "/" not in label:
+            raise ConfigError(f"data.extra_train {spec!r}: label {label!r} must be one of {', '.join(LABELS)}")
+        return str(spec), None
+    return path, label.strip()
+
+
+def load_extra_sources(specs: list[str], class_names: list[str], seed: int = 42) -> tuple[list[Sample], list[dict]]:
+    """Training samples from every spec, labelled for ``class_names`` (which must hold ``notumor``).
+
+    Returns:
+        samples (split ``train``) and one summary per source, ``{"source", "label", "n_tumor",
+        "n_notumor"}``, for the checkpoint metadata.
+    """
+    if "notumor" not in class_names:
+        raise ConfigError(f"data.extra_train needs a task with a 'notumor' class (classes: {class_names})")
+    healthy = class_names.index("notumor")
+    samples: list[Sample] = []
+    summary: list[dict] = []
+    for spec in specs:
+        root, label = parse_spec(spec)
+        if not Path(root).exists():
+            raise ConfigError(f"data.extra_train {spec!r}: {root} does not exist")
+        cfg = DataConfig(root=root, split="stratified", val_ratio=0.0, test_ratio=0.0, seed=seed, preset=None if label else "tumor2")
+        index = load_dataset(cfg)
+        if index.arrays is not None:
+            raise ConfigError(f"data.extra_train {spec!r}: extra sources are image folders or CSV files, not NPZ arrays")
+        n = {"tumor": 0, "notumor": 0}
+        for s in index.samples:
+            kind = label or index.class_names[s.label]
+            n[kind] += 1
+            samples.append(Sample(path=s.path, label=PRESENCE if kind == "tumor" else healthy, split="train", index=s.index))
+        summary.append({"source": str(root), "label": label or "folders", "n_tumor": n["tumor"], "n_notumor": n["notumor"]})
+    return samples, summary

@@ -1,0 +1,66 @@
+"""Extra tumor-presence training sources (``data.extra_train``) and synthetic lesions in a run."""
+from __future__ import annotations
+
+import pytest
+
+from brainmri.checkpoint import load_checkpoint
+from brainmri.data.presence import load_extra_sources, parse_spec
+from brainmri.data.sampling import balanced_sampler
+from brainmri.data.synthetic import make_phantom_dataset
+from brainmri.errors import ConfigError
+from brainmri.evaluation.cross_source import evaluate_tumor_presence, summary_lines
+from brainmri.preprocess.lesion import PRESENCE
+from brainmri.training import run_training
+
+TUMOR4 = ["glioma", "meningioma", "notumor", "pituitary"]
+
+
+def test_parse_spec():
+    assert parse_spec("data/yes_no") == ("data/yes_no", None)
+    assert parse_spec("data/alz=notumor") == ("data/alz", "notumor")
+    assert parse_spec("x=tumor") == ("x", "tumor")
+    with pytest.raises(ConfigError, match="must be one of"):
+        parse_spec("data/alz=healthy")
+
+
+def test_yes_no_folders_become_presence_and_healthy_labels(tmp_path):
+    yn = make_phantom_dataset(tmp_path / "yn", layout="flat", class_names=("no", "yes"), n_per_class=3, size=32, seed=1)
+    alz = make_phantom_dataset(tmp_path / "alz", layout="flat", class_names=("Mild", "Non"), n_per_class=2, size=32, seed=2)
+    samples, summary = load_extra_sources([str(yn), f"{alz}=notumor"], TUMOR4)
+    labels = sorted(s.label for s in samples)
+    assert labels == [PRESENCE] * 3 + [2] * 7  # 3 yes -> presence; 3 no + 4 Alzheimer -> notumor
+    assert all(s.split == "train" for s in samples)
+    assert summary == [
+        {"source": str(yn), "label": "folders", "n_tumor": 3, "n_notumor": 3},
+        {"source": str(alz), "label": "notumor", "n_tumor": 0, "n_notumor": 4},
+    ]
+
+
+def test_extra_sources_need_a_notumor_class_and_an_existing_folder(tmp_path):
+    with pytest.raises(ConfigError, match="notumor"):
+        load_extra_sources([str(tmp_path)], ["Mild", "Non"])
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_extra_sources([str(tmp_path / "missing")], TUMOR4)
+
+
+def test_balanced_sampler_accepts_presence_rows():
+    sampler = balanced_sampler([0, 0, 0, 1, PRESENCE], num_samples=4000, seed=0)
+    drawn = list(sampler)
+    assert sum(i == 4 for i in drawn) == pytest.approx(4000 / 3, rel=0.15)  # its own group, a third of the draws
+
+
+def test_run_with_extra_source_and_lesions_records_them_and_flags_the_source(tiny_run_config, tmp_path):
+    yn = make_phantom_dataset(tmp_path / "yn", layout="flat", class_names=("no", "yes"), n_per_class=6, size=48, seed=4)
+    cfg = tiny_run_config(epochs=1)
+    cfg.data.extra_train = [str(yn)]
+    cfg.data.balanced_sampler = True
+    cfg.augment.lesion = 0.5
+    result = run_training(cfg, progress=False)
+    _, meta = load_checkpoint(result.checkpoint)
+    assert meta.data["extra_train"] == [{"source": str(yn), "label": "folders", "n_tumor": 6, "n_notumor": 6}]
+    assert meta.train["augment"]["lesion"] == 0.5
+    r = evaluate_tumor_presence(result.checkpoint, yn, cache_dir=None)
+    assert "not a cross-source test" in r["warning"]
+    assert summary_lines(r)[0].startswith("WARNING")
+    other = make_phantom_dataset(tmp_path / "other", layout="flat", class_names=("no", "yes"), n_per_class=2, size=48, seed=5)
+    assert "warning" not in evaluate_tumor_presence(result.checkpoint, other, cache_dir=None)
