@@ -32,6 +32,10 @@ FORMAT_VERSION = 1
 META_KEY = "brainmri"
 
 
+#: model-config fields older checkpoints carry that no longer mean anything (ignored on load)
+RETIRED_MODEL_FIELDS = frozenset({"aux_tumor_head"})
+
+
 @dataclass
 class CheckpointMeta:
     """Everything about a trained model except its weights."""
@@ -71,7 +75,7 @@ class CheckpointMeta:
             raise CheckpointError(f"{where}: checkpoint format {d.get('format_version')} is newer than this brainmri supports ({FORMAT_VERSION}); upgrade brainmri")
         try:
             return cls(
-                model=from_dict(ModelConfig, d["model"]),
+                model=from_dict(ModelConfig, {k: v for k, v in d["model"].items() if k not in RETIRED_MODEL_FIELDS}),
                 class_names=list(d["class_names"]),
                 preprocess=from_dict(PreprocessConfig, d["preprocess"]),
                 task=d.get("task"),

@@ -56,6 +56,7 @@ class AugmentConfig:
     jpeg: float = 0.0  # probability of JPEG re-compression at quality 30-95
     intensity_curve: float = 0.0  # probability of a random smooth intensity remapping (sequence contrast)
     invert: float = 0.0  # probability, within intensity_curve, of inverting tissue contrast (T1 <-> T2-like)
+    random_conv: float = 0.0  # probability of a random shallow-network contrast (GIN, preprocess.augment.RandomConvolution)
     lesion: float = 0.0  # probability that a healthy ('notumor') training scan gets a synthetic lesion and the target "some tumor" (preprocess.lesion)
 
 
@@ -83,6 +84,7 @@ class DataConfig:
     balanced_sampler: bool = False
     class_weights: str | None = "balanced"  # balanced | None
     extra_train: list[str] | None = None  # training-only tumor-presence sources: "PATH" (yes/no folders) or "PATH=notumor|tumor" (brainmri.data.presence)
+    extra_max_per_source: int | None = None  # at most this many images from each extra source (seeded pick)
 
 
 @dataclass
@@ -95,7 +97,6 @@ class ModelConfig:
     head: str = "linear"  # linear | mlp (seed 001: global pool -> dense -> dropout -> output)
     head_hidden: int = 256
     drop_rate: float = 0.2
-    aux_tumor_head: bool = False  # extra tumor-presence logit trained on binary labels
 
 
 @dataclass
@@ -239,7 +240,7 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise ConfigError("data.val_ratio + data.test_ratio must be < 1")
     _choice(d.class_weights, "data.class_weights", ("balanced", None))
     a = cfg.augment
-    for name in ("hflip", "sharpness", "blur", "downscale", "jpeg", "intensity_curve", "invert", "lesion"):
+    for name in ("hflip", "sharpness", "blur", "downscale", "jpeg", "intensity_curve", "invert", "random_conv", "lesion"):
         v = getattr(a, name)
         if not (0 <= v <= 1):
             raise ConfigError(f"augment.{name}={v} is a probability and must be in [0, 1]")

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from brainmri.config import AugmentConfig
-from brainmri.preprocess.augment import RandomDownscale, RandomIntensityCurve, RandomJPEG, build_augment
+from brainmri.preprocess.augment import RandomConvolution, RandomDownscale, RandomIntensityCurve, RandomJPEG, build_augment
 
 
 def ramp() -> torch.Tensor:
@@ -22,7 +22,7 @@ def test_disabled_augmentation_is_none():
 
 
 def test_full_pipeline_gives_float_image_in_unit_range():
-    aug = build_augment(AugmentConfig(sharpness=0.5, gamma=0.3, blur=0.5, noise=0.05, downscale=0.5, jpeg=0.5, intensity_curve=0.5, invert=0.5))
+    aug = build_augment(AugmentConfig(sharpness=0.5, gamma=0.3, blur=0.5, noise=0.05, downscale=0.5, jpeg=0.5, intensity_curve=0.5, invert=0.5, random_conv=0.5))
     x = (ramp() * 255).to(torch.uint8)
     for seed in range(10):
         random.seed(seed)
@@ -56,3 +56,26 @@ def test_resolution_and_jpeg_levers_keep_shape_and_change_pixels(op):
     assert y.shape == x.shape
     assert not torch.equal(y, x)
     assert float((y - x).abs().mean()) < 0.1  # degraded, not destroyed
+
+
+def disc_on_ramp() -> torch.Tensor:
+    """The ramp with a bright disc (a "lesion") in it."""
+    x = ramp()
+    yy, xx = torch.meshgrid(torch.arange(32), torch.arange(32), indexing="ij")
+    x[0][((yy - 16) ** 2 + (xx - 12) ** 2) <= 16] = 0.9
+    return x
+
+
+def test_random_convolution_changes_contrast_but_keeps_background_and_the_lesion_edge():
+    x = disc_on_ramp()
+    outs = []
+    for seed in range(12):
+        random.seed(seed)
+        y = RandomConvolution(1.0).transform(x)
+        assert y.shape == x.shape and 0 <= float(y.min()) and float(y.max()) <= 1
+        assert float(y[:, :3].abs().max()) == 0.0 and float(y[:, :, 29:].abs().max()) == 0.0  # background
+        inside = y[0, 16, 12]
+        ring = torch.stack([y[0, 16, 7], y[0, 16, 17], y[0, 11, 12], y[0, 21, 12]])  # just outside the disc
+        outs.append(float((inside - ring.mean()).abs()))
+        assert not torch.allclose(y, x, atol=0.02)  # a new contrast
+    assert sum(o > 0.02 for o in outs) >= 9, outs  # the disc still stands out from its surroundings in most draws

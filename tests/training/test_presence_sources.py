@@ -36,6 +36,15 @@ def test_yes_no_folders_become_presence_and_healthy_labels(tmp_path):
     ]
 
 
+def test_extra_sources_can_be_capped_per_source(tmp_path):
+    alz = make_phantom_dataset(tmp_path / "alz", layout="flat", class_names=("Mild", "Non"), n_per_class=10, size=32, seed=2)
+    a, summary = load_extra_sources([f"{alz}=notumor"], TUMOR4, seed=1, max_per_source=7)
+    b, _ = load_extra_sources([f"{alz}=notumor"], TUMOR4, seed=1, max_per_source=7)
+    assert len(a) == 7 and summary[0]["n_notumor"] == 7
+    assert [s.path for s in a] == [s.path for s in b]  # seeded
+    assert len({s.path for s in a}) == 7
+
+
 def test_extra_sources_need_a_notumor_class_and_an_existing_folder(tmp_path):
     with pytest.raises(ConfigError, match="notumor"):
         load_extra_sources([str(tmp_path)], ["Mild", "Non"])

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from brainmri.config import DataConfig
 from brainmri.data.datasets import Sample, load_dataset
 from brainmri.errors import ConfigError
@@ -35,8 +37,10 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
     return path, label.strip()
 
 
-def load_extra_sources(specs: list[str], class_names: list[str], seed: int = 42) -> tuple[list[Sample], list[dict]]:
-    """Training samples from every spec, labelled for ``class_names`` (which must hold ``notumor``).
+def load_extra_sources(specs: list[str], class_names: list[str], seed: int = 42, max_per_source: int | None = None) -> tuple[list[Sample], list[dict]]:
+    """Training samples from every spec, labelled for ``class_names`` (which must hold ``notumor``);
+    at most ``max_per_source`` images from each (a seeded random pick), so a large healthy-only set
+    does not drown the main task.
 
     Returns:
         samples (split ``train``) and one summary per source, ``{"source", "label", "n_tumor",
@@ -55,8 +59,12 @@ def load_extra_sources(specs: list[str], class_names: list[str], seed: int = 42)
         index = load_dataset(cfg)
         if index.arrays is not None:
             raise ConfigError(f"data.extra_train {spec!r}: extra sources are image folders or CSV files, not NPZ arrays")
+        picked = index.samples
+        if max_per_source is not None and len(picked) > max_per_source:
+            order = np.random.default_rng(seed).permutation(len(picked))[:max_per_source]
+            picked = [picked[i] for i in sorted(order)]
         n = {"tumor": 0, "notumor": 0}
-        for s in index.samples:
+        for s in picked:
             kind = label or index.class_names[s.label]
             n[kind] += 1
             samples.append(Sample(path=s.path, label=PRESENCE if kind == "tumor" else healthy, split="train", index=s.index))
