@@ -82,7 +82,7 @@ class DataConfig:
     max_pixels: int = 50_000_000  # refuse larger images (decompression bombs)
     cache_dir: str | None = "auto"  # prepared-image cache: "auto" (~/.cache/brainmri or $BRAINMRI_CACHE), a folder, or None
     balanced_sampler: bool = False
-    class_weights: str | None = "balanced"  # balanced | None
+    class_weights: str | None = "balanced"  # balanced | effective (balanced over the labels the loss sees: healthy scans given synthetic lesions count as tumor) | None
     extra_train: list[str] | None = None  # training-only tumor-presence sources: "PATH" (yes/no folders) or "PATH=notumor|tumor" (brainmri.data.presence)
     extra_max_per_source: int | None = None  # at most this many images from each extra source (seeded pick)
 
@@ -238,7 +238,7 @@ def validate(cfg: RunConfig) -> RunConfig:
             raise ConfigError(f"data.{name}={v} must be in [0, 1)")
     if d.val_ratio + d.test_ratio >= 1:
         raise ConfigError("data.val_ratio + data.test_ratio must be < 1")
-    _choice(d.class_weights, "data.class_weights", ("balanced", None))
+    _choice(d.class_weights, "data.class_weights", ("balanced", "effective", None))
     a = cfg.augment
     for name in ("hflip", "sharpness", "blur", "downscale", "jpeg", "intensity_curve", "invert", "random_conv", "lesion"):
         v = getattr(a, name)

@@ -46,3 +46,12 @@ def test_balanced_sampler_draws_classes_evenly_and_reproducibly() -> None:
     share = Counter(labels[i] for i in draws)[1] / len(draws)
     assert 0.45 < share < 0.55  # 10% of the data, half the draws
     assert len(balanced_sampler(labels)) == 100
+
+
+def test_kept_fraction_rebalances_a_class_that_loses_samples() -> None:
+    # class 0 keeps half its samples (the other half become synthetic-lesion scans): weights
+    # are balanced over what the loss sees, so each class carries the same expected weight
+    w = class_weights([0, 0, 1, 1], 2, kept=[0.5, 1.0])
+    assert w.tolist() == pytest.approx([1.5, 0.75])
+    assert float(w[0]) * 2 * 0.5 == pytest.approx(float(w[1]) * 2 * 1.0)
+    assert class_weights([0, 0, 1, 1], 2, kept=[1.0, 1.0]).tolist() == class_weights([0, 0, 1, 1], 2).tolist()

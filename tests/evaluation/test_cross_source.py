@@ -84,3 +84,54 @@ def test_model_without_notumor_is_refused(tmp_path):
     path = save_checkpoint(tmp_path / "ab.safetensors", model, meta)
     with pytest.raises(ConfigError, match="notumor"):
         evaluate_tumor_presence(path, tmp_path)
+
+
+def test_images_seen_in_training_are_left_out_and_counted(checkpoint, tmp_path):
+    import shutil
+
+    data = make_phantom_dataset(tmp_path / "yn", layout="flat", class_names=("no", "yes"), n_per_class=5, size=32, seed=2)
+    train = tmp_path / "train" / "notumor"
+    train.mkdir(parents=True)
+    no_files, yes_files = sorted((data / "no").iterdir()), sorted((data / "yes").iterdir())
+    for f in no_files[:2] + yes_files[:1]:  # copies under other names, as the four-class set holds the yes/no scans
+        shutil.copy(f, train / f"copy_{f.parent.name}_{f.name}")
+    full = evaluate_tumor_presence(checkpoint, data, cache_dir=None)
+    r = evaluate_tumor_presence(checkpoint, data, cache_dir=None, exclude_seen=tmp_path / "train", threshold=0)
+    assert full["n"] == 10 and r["n"] == 7
+    assert r["excluded_seen"]["n_excluded"] == 3
+    assert r["excluded_seen"]["by_label"] == {"notumor": 2, "tumor": 1}
+    assert r["tumor_called_tumor"]["n"] == 4 and r["notumor_called_notumor"]["n"] == 3
+    assert len(r["p_tumor"]) == 7
+
+
+def test_nifti_volume_is_judged_slice_by_slice(checkpoint, tmp_path):
+    import nibabel as nib
+
+    from brainmri.errors import ConfigError
+
+    vol = np.zeros((24, 24, 6), np.float32)
+    yy, xx = np.mgrid[:24, :24]
+    vol[((yy - 12) ** 2 + (xx - 12) ** 2) < 80] = 100.0  # a disc ("head") in every axial slice
+    path = tmp_path / "v.nii.gz"
+    nib.save(nib.Nifti1Image(vol, np.eye(4)), str(path))
+    r = evaluate_tumor_presence(checkpoint, path, assume_label="notumor", slices="all")
+    assert r["n"] == 6 and r["notumor_called_notumor"]["n"] == 6
+    assert evaluate_tumor_presence(checkpoint, path, assume_label="notumor", slices="1:3")["n"] == 2
+    with pytest.raises(ConfigError, match="assume_label"):
+        evaluate_tumor_presence(checkpoint, path)
+
+
+def test_cli_excludes_training_copies_and_writes_json(checkpoint, tmp_path, capsys):
+    import json
+    import shutil
+
+    from brainmri.cli.main import main
+
+    data = make_phantom_dataset(tmp_path / "yn", layout="flat", class_names=("no", "yes"), n_per_class=4, size=32, seed=5)
+    (tmp_path / "train" / "notumor").mkdir(parents=True)
+    shutil.copy(sorted((data / "no").iterdir())[0], tmp_path / "train" / "notumor" / "x.png")
+    out = tmp_path / "r.json"
+    assert main(["evaluate", str(checkpoint), "--data", str(data), "--tumor-presence", "--exclude-near-duplicates-of", str(tmp_path / "train"),
+                 "--leak-threshold", "0", "--json", str(out)]) == 0
+    assert "left out 1 image(s)" in capsys.readouterr().out
+    assert json.loads(out.read_text())["n"] == 7

@@ -39,6 +39,10 @@ def register(subparsers) -> None:
                         "called a tumor class and of healthy scans called notumor (DATA: yes/no or tumor-type folders)")
     p.add_argument("--assume-label", choices=("tumor", "notumor"), default=None,
                    help="with --tumor-presence: every image under DATA has this label (e.g. a healthy-only set)")
+    p.add_argument("--exclude-near-duplicates-of", dest="exclude_seen", metavar="DIR", default=None,
+                   help="with --tumor-presence: leave out images with a near-duplicate (pHash) in DIR, e.g. the model's training set")
+    p.add_argument("--axis", default="axial", help="with --tumor-presence on a NIfTI volume: slicing axis")
+    p.add_argument("--slices", default="middle:80", help="with --tumor-presence on a NIfTI volume: slices (middle, middle:K, all, A:B[:STEP], N)")
     p.set_defaults(func=run)
 
 
@@ -84,7 +88,8 @@ def run(args) -> int:
         from brainmri.evaluation.cross_source import evaluate_tumor_presence, summary_lines as presence_lines
         from brainmri.evaluation.evaluate import write_json
 
-        presence = evaluate_tumor_presence(args.checkpoint, args.data, args.assume_label, cache_dir, args.batch_size)
+        presence = evaluate_tumor_presence(args.checkpoint, args.data, args.assume_label, cache_dir, args.batch_size,
+                                           exclude_seen=args.exclude_seen, threshold=args.leak_threshold, axis=args.axis, slices=args.slices)
         print("\n".join(presence_lines(presence)))
         if args.json_out:
             write_json(presence, args.json_out)

@@ -17,15 +17,21 @@ def class_counts(labels: Sequence[int], num_classes: int) -> np.ndarray:
     return np.bincount(arr, minlength=num_classes)
 
 
-def class_weights(labels: Sequence[int], num_classes: int) -> torch.Tensor:
+def class_weights(labels: Sequence[int], num_classes: int, kept: Sequence[float] | None = None) -> torch.Tensor:
     """'balanced' loss weights, as scikit-learn's ``compute_class_weight``:
     ``n_samples / (n_classes * count[c])``. A class with no samples gets weight 0 (nothing to weigh).
+
+    ``kept[c]`` is the expected fraction of class ``c``'s samples that reach the loss with their
+    label (e.g. ``1 - augment.lesion`` for the healthy class, whose scans sometimes become
+    synthetic-lesion scans): counts are scaled by it, so the classes stay balanced in the loss.
 
     Example:
         >>> class_weights([0, 0, 0, 1], 2).tolist()
         [0.6666666865348206, 2.0]
     """
     counts = class_counts(labels, num_classes).astype(np.float64)
+    if kept is not None:
+        counts = counts * np.asarray(kept, dtype=np.float64)
     n = counts.sum()
     if n == 0:
         raise ValueError("class_weights needs at least one label")

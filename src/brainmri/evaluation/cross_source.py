@@ -5,7 +5,13 @@ A multi-class tumor model (any class set containing ``notumor``) is collapsed to
 notumor: a scan is "called a tumor" when its arg-max class is not ``notumor``. The dataset is
 read with the ``tumor2`` preset (``yes``/``no``, tumor types, ``notumor``), or with every image
 assumed to carry one label (``assume_label``: e.g. a healthy-only set such as the Alzheimer
-slices).
+slices). A NIfTI volume (``.nii``/``.nii.gz``) is read slice by slice, every slice taking
+``assume_label``.
+
+The four-class Kaggle set was built partly from other public sets, so a "cross-source" set can
+hold copies of its training images (96 of the yes/no set's 98 healthy scans are near-duplicates
+of four-class ``notumor`` images). ``exclude_seen`` drops every image with a pHash near-duplicate
+in a given dataset (the model's training set) and reports how many went.
 """
 from __future__ import annotations
 
@@ -35,18 +41,74 @@ def _rate(hits: np.ndarray) -> dict:
     return {"n": n, "count": k, "rate": (k / n) if n else None, "ci95": _wilson(k, n)}
 
 
-def evaluate_tumor_presence(checkpoint: str | Path, root: str | Path, assume_label: str | None = None, cache_dir: str | None = "auto", batch_size: int = 64) -> dict:
+def is_nifti(path: str | Path) -> bool:
+    name = str(path).lower()
+    return name.endswith(".nii") or name.endswith(".nii.gz")
+
+
+def _nifti_images(path: str | Path, meta, axis: str, slices: str) -> tuple[list[np.ndarray], list[str]]:
+    """Prepared images of the selected slices of one volume, and a name per slice."""
+    from brainmri.inference.nifti import read_nifti
+    from brainmri.preprocess.pipeline import prepare_image
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: NIfTI file not found")
+    vol = read_nifti(p.read_bytes(), str(p), axis=axis, slices=slices)
+    return [prepare_image(img, meta.preprocess) for img in vol.images], [f"{p}#slice{i}" for i in vol.indices]
+
+
+def _seen_mask(samples, reference: str | Path, threshold: int) -> tuple[np.ndarray, dict]:
+    """True for every sample with a pHash near-duplicate (distance <= ``threshold``) in the
+    dataset at ``reference``; and a summary of the check."""
+    from brainmri.data.datasets import load_dataset
+    from brainmri.data.hashing import hash_samples, nearest_neighbours, phash_array
+
+    ref = load_dataset(DataConfig(root=str(reference), split="stratified", val_ratio=0.0, test_ratio=0.0))
+    ref_hashes, _ = phash_array(hash_samples(ref))
+    query = hash_samples(_Index(samples))
+    values, pos = phash_array(query)
+    seen = np.zeros(len(samples), dtype=bool)
+    if len(pos):
+        dist, _ = nearest_neighbours(values, ref_hashes)
+        seen[pos[dist <= threshold]] = True
+    return seen, {"reference": str(reference), "threshold": int(threshold), "n_reference": int(len(ref_hashes)), "n_excluded": int(seen.sum())}
+
+
+class _Index:
+    """The part of a DatasetIndex that ``hash_samples`` reads."""
+
+    def __init__(self, samples):
+        self.samples, self.arrays = list(samples), None
+
+
+def evaluate_tumor_presence(
+    checkpoint: str | Path,
+    root: str | Path,
+    assume_label: str | None = None,
+    cache_dir: str | None = "auto",
+    batch_size: int = 64,
+    exclude_seen: str | Path | None = None,
+    threshold: int | None = None,
+    axis: str = "axial",
+    slices: str = "middle:80",
+) -> dict:
     """Tumor-vs-notumor rates of ``checkpoint`` on every image under ``root``.
 
     Args:
         checkpoint: a brainmri checkpoint whose classes include ``notumor``.
-        root: dataset folder (class folders such as ``yes/ no/``, or tumor-type folders).
+        root: dataset folder (class folders such as ``yes/ no/``, or tumor-type folders), or a
+            NIfTI volume (needs ``assume_label``; ``axis`` and ``slices`` select its slices as
+            ``brainmri predict`` does).
         assume_label: ``tumor`` or ``notumor`` to treat every image as that label (folders ignored).
+        exclude_seen: a dataset folder (the model's training data): images with a near-duplicate
+            there (256-bit pHash distance <= ``threshold``, default the audit's) are left out.
 
     Returns:
         ``tumor_called_tumor`` (sensitivity) and ``notumor_called_notumor`` (specificity), each
         with ``n``, ``count``, ``rate`` and a Wilson 95% interval; ``predicted`` (counts per
-        predicted class, per true label); ``auc`` of P(tumor) when both labels are present.
+        predicted class, per true label); ``auc`` of P(tumor) when both labels are present;
+        ``p_tumor`` per image; ``excluded_seen`` when ``exclude_seen`` was given.
     """
     from brainmri.checkpoint import load_checkpoint
     from brainmri.data.datasets import load_dataset
@@ -61,18 +123,38 @@ def evaluate_tumor_presence(checkpoint: str | Path, root: str | Path, assume_lab
     names = list(meta.class_names)
     if "notumor" not in names:
         raise ConfigError(f"{checkpoint}: tumor-presence evaluation needs a model with a 'notumor' class (has {names})")
-    cfg = DataConfig(root=str(root), split="stratified", val_ratio=0.0, test_ratio=0.0, preset=None if assume_label else "tumor2")
-    index = load_dataset(cfg)
-    samples = index.samples
-    if assume_label:
-        truth = np.full(len(samples), assume_label == "tumor")
+    excluded = None
+    failures: list[tuple[str, str]] = []
+    if is_nifti(root):
+        if not assume_label:
+            raise ConfigError(f"{root}: a NIfTI volume has no labels; give assume_label (tumor or notumor)")
+        if exclude_seen:
+            raise ConfigError(f"{root}: exclude_seen compares image files; it does not apply to a NIfTI volume")
+        images, names_ = _nifti_images(root, meta, axis, slices)
+        truth = np.full(len(images), assume_label == "tumor")
     else:
-        truth = np.array([index.class_names[s.label] == "tumor" for s in samples])
-    prepared = PreparedImages(samples, meta.preprocess, resolve_cache_dir(cache_dir), index.arrays)
-    keep = {s.path + f"#{s.index}" for s in prepared.samples}
-    truth = np.array([t for s, t in zip(samples, truth) if s.path + f"#{s.index}" in keep], dtype=bool)
+        cfg = DataConfig(root=str(root), split="stratified", val_ratio=0.0, test_ratio=0.0, preset=None if assume_label else "tumor2")
+        index = load_dataset(cfg)
+        samples = index.samples
+        if exclude_seen:
+            from brainmri.data.audit import DEFAULT_THRESHOLD
+
+            seen, excluded = _seen_mask(samples, exclude_seen, DEFAULT_THRESHOLD if threshold is None else threshold)
+            if assume_label is None:
+                excluded["by_label"] = {c: int(sum(1 for s, x in zip(samples, seen) if x and index.class_names[s.label] == c)) for c in index.class_names}
+            samples = [s for s, x in zip(samples, seen) if not x]
+            if not samples:
+                raise ConfigError(f"{root}: every image has a near-duplicate in {exclude_seen}; nothing is left to test on")
+        if assume_label:
+            truth = np.full(len(samples), assume_label == "tumor")
+        else:
+            truth = np.array([index.class_names[s.label] == "tumor" for s in samples])
+        prepared = PreparedImages(samples, meta.preprocess, resolve_cache_dir(cache_dir), index.arrays)
+        keep = {s.path + f"#{s.index}" for s in prepared.samples}
+        truth = np.array([t for s, t in zip(samples, truth) if s.path + f"#{s.index}" in keep], dtype=bool)
+        images, failures = prepared.images, prepared.failures
     with torch.inference_mode():
-        logits = predict_logits(model, meta, prepared.images, batch_size)
+        logits = predict_logits(model, meta, images, batch_size)
     probs = torch.softmax(torch.from_numpy(logits) / meta.temperature, 1).numpy()
     pred = probs.argmax(1)
     called_tumor = pred != names.index("notumor")
@@ -85,9 +167,13 @@ def evaluate_tumor_presence(checkpoint: str | Path, root: str | Path, assume_lab
             label: {names[k]: int(((pred == k) & mask).sum()) for k in range(len(names))}
             for label, mask in (("tumor", truth), ("notumor", ~truth)) if mask.any()
         },
-        "unreadable": [f"{p}: {r}" for p, r in prepared.failures],
+        "unreadable": [f"{p}: {r}" for p, r in failures],
+        "p_tumor": [round(float(v), 5) for v in p_tumor],
+        "truth_tumor": [bool(v) for v in truth],
         "disclaimer": brainmri.DISCLAIMER,
     }
+    if excluded is not None:
+        result["excluded_seen"] = excluded
     trained = [e["source"] for e in (meta.data or {}).get("extra_train") or [] if _same_path(e["source"], root)]
     if trained:
         result["warning"] = f"{checkpoint} was trained on {trained[0]} (data.extra_train): this is not a cross-source test"
@@ -107,6 +193,10 @@ def _same_path(a: str | Path, b: str | Path) -> bool:
 def summary_lines(r: dict) -> list[str]:
     lines = [f"WARNING: {r['warning']}"] if r.get("warning") else []
     lines += [f"tumor presence on {r['data']} (n={r['n']}{', all assumed ' + r['assume_label'] if r['assume_label'] else ''})"]
+    ex = r.get("excluded_seen")
+    if ex:
+        by = ", ".join(f"{k} {v}" for k, v in (ex.get("by_label") or {}).items())
+        lines.append(f"  left out {ex['n_excluded']} image(s) with a near-duplicate in {ex['reference']} (pHash <= {ex['threshold']}){': ' + by if by else ''}")
     for key, text in (("tumor_called_tumor", "tumor scans called a tumor class"), ("notumor_called_notumor", "healthy scans called notumor")):
         v = r.get(key)
         if v:

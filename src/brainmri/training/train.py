@@ -76,10 +76,10 @@ def _precision(cfg_precision: str, accelerator: str) -> str:
     return "bf16-mixed"  # CPU: bf16 autocast + channels_last ~3.6x fp32 on DenseNet121 (DEVELOPERS.md)
 
 
-def _class_weights(labels: list[int], num_classes: int) -> torch.Tensor:
+def _class_weights(labels: list[int], num_classes: int, kept: list[float] | None = None) -> torch.Tensor:
     from brainmri.data.sampling import class_weights
 
-    return class_weights(labels, num_classes)
+    return class_weights(labels, num_classes, kept)
 
 
 def run_training(cfg: RunConfig, resume: str | Path | None = None, progress: bool = True) -> TrainResult:
@@ -142,7 +142,10 @@ def run_training(cfg: RunConfig, resume: str | Path | None = None, progress: boo
     if t.channels_last:
         model = model.to(memory_format=torch.channels_last)
     typed = [label for label in train_images.labels if label >= 0]  # PRESENCE rows have no class
-    weights = _class_weights(typed, num_classes) if d.class_weights == "balanced" else None
+    kept = None
+    if d.class_weights == "effective" and healthy is not None:  # lesion scans leave the healthy class
+        kept = [1.0 - cfg.augment.lesion if k == healthy else 1.0 for k in range(num_classes)]
+    weights = _class_weights(typed, num_classes, kept) if d.class_weights in ("balanced", "effective") else None
     steps = len(train_dl)
     if isinstance(t.max_train_batches, int) and t.max_train_batches:
         steps = min(steps, t.max_train_batches)
