@@ -5,8 +5,14 @@ bundle fp16 weights (with metadata, temperature and card) into the package.
 
 Runs, and records with their commands:
   * the official Testing split (1,311 images) with the leak-free subset;
-  * cross-source tumor presence on the yes/no set (never used in training);
-  * cross-source healthy scans: the Alzheimer slices (never used in training), all assumed notumor.
+  * cross-source tumor presence on the yes/no set, leaving out its images that have a
+    near-duplicate in the four-class set (96 of its 98 healthy scans and 19 of its 155 tumors
+    are copies of four-class images, so only its tumors are a real cross-source test);
+  * cross-source healthy scans: the Alzheimer slices (all assumed notumor; flagged when the model
+    was trained on them) and the central 80 axial slices of the healthy NIfTI T1 volume;
+  * the ROC-AUC of P(tumor) pooling those unseen tumors against those healthy scans.
+
+    python scripts/bundle_model.py --compare A.safetensors B.safetensors   # one row each, no bundling
 """
 from __future__ import annotations
 
@@ -15,12 +21,14 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 import brainmri
 from brainmri.checkpoint import load_checkpoint, save_checkpoint
 from brainmri.evaluation.cross_source import evaluate_tumor_presence
 from brainmri.evaluation.evaluate import evaluate_checkpoint
+from brainmri.evaluation.metrics import roc_auc
 
 PACKAGE_WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "brainmri" / "weights" / "tumor4.safetensors"
 
@@ -33,7 +41,13 @@ def ci(c) -> str:
     return f"[{100 * c[0]:.1f}, {100 * c[1]:.1f}]"
 
 
-def model_card(meta, test: dict, yn: dict, ad: dict, recipe: str | None = None) -> str:
+def _strip(r: dict) -> dict:
+    """A presence result without its per-image arrays (kept in the JSON files, not the package)."""
+    return {k: v for k, v in r.items() if k not in ("paths", "p_tumor", "truth_tumor")}
+
+
+def model_card(meta, r: dict, recipe: str | None = None) -> str:
+    test, yn, ad, t1 = r["test"], r["yes_no"], r["alzheimer"], r["nifti_t1"]
     lf = test.get("leak_free") or {}
     leak = test.get("leak") or {}
     t = meta.train
@@ -48,7 +62,8 @@ def model_card(meta, test: dict, yn: dict, ad: dict, recipe: str | None = None) 
         "",
         "## Data",
         f"Trained on the official `Training/` folder of \"Brain Tumor MRI Dataset\" (M. Nickparvar, Kaggle; figshare + SARTAJ + Br35H), "
-        f"validation carved from it (stratified, seed {meta.data.get('seed')}); counts {json.dumps(meta.data.get('counts'))}.",
+        f"validation carved from it (stratified, seed {meta.data.get('seed')}); counts {json.dumps(meta.data.get('counts'))}."
+        + "".join(f" Extra training-only presence source: {e['source']} ({e['n_tumor']} tumor, {e['n_notumor']} notumor images)." for e in meta.data.get("extra_train") or []),
         "No model hub is reachable where it was trained: the network starts from random weights (no ImageNet pre-training).",
         recipe or f"Recipe: {meta.model.name}, {t.get('epochs')} epochs, AdamW lr {t.get('lr')}, weight decay {t.get('weight_decay')}, cosine schedule, "
         f"label smoothing {t.get('label_smoothing')}, class-weighted loss, brain crop, augmentation {json.dumps(t.get('augment'))}.",
@@ -59,13 +74,17 @@ def model_card(meta, test: dict, yn: dict, ad: dict, recipe: str | None = None) 
         f"- Leak-free subset (n={lf.get('n')}): accuracy {pct(lf.get('accuracy'))} {ci(lf['ci']['accuracy']) if lf else ''}, macro F1 {lf.get('macro_f1', float('nan')):.4f}.",
         f"- Calibration: temperature {test['temperature']:.3f} fitted on validation; ECE on Testing {test['ece_before']:.4f} -> {test['ece']:.4f}.",
     ]
-    if yn.get("tumor_called_tumor"):
-        a, b = yn["tumor_called_tumor"], yn["notumor_called_notumor"]
-        lines.append(f"- Cross-source, yes/no set (N. Chakrabarty, Kaggle; never trained on): tumor scans called a tumor class {a['count']}/{a['n']} = {pct(a['rate'])} {ci(a['ci95'])}; "
-                     f"healthy scans called notumor {b['count']}/{b['n']} = {pct(b['rate'])} {ci(b['ci95'])}.")
-    if ad.get("notumor_called_notumor"):
-        c = ad["notumor_called_notumor"]
-        lines.append(f"- Cross-source healthy, Alzheimer MRI slices (128 px, skull-stripped; never trained on): called notumor {c['count']}/{c['n']} = {pct(c['rate'])} {ci(c['ci95'])}.")
+    a, ex = yn["tumor_called_tumor"], yn.get("excluded_seen") or {}
+    lines.append(f"- Cross-source tumors, yes/no set (N. Chakrabarty, Kaggle; never trained on), leaving out its {ex.get('n_excluded')} images with a near-duplicate "
+                 f"in the four-class set ({json.dumps(ex.get('by_label'))}): called a tumor class {a['count']}/{a['n']} = {pct(a['rate'])} {ci(a['ci95'])}. "
+                 "Its healthy scans are not a cross-source test: almost all of them are copies of four-class `notumor` images.")
+    c = ad["notumor_called_notumor"]
+    seen = " — the model was trained on part of this set (data.extra_train), so this is not a cross-source number" if ad.get("warning") else "; never trained on"
+    lines.append(f"- Healthy scans from another source, Alzheimer MRI slices (128 px, skull-stripped{seen}): called notumor {c['count']}/{c['n']} = {pct(c['rate'])} {ci(c['ci95'])}.")
+    c = t1["notumor_called_notumor"]
+    lines.append(f"- Healthy scans from another source, central 80 axial slices of a healthy 0.8 mm T1 NIfTI volume (one subject; never trained on): called notumor "
+                 f"{c['count']}/{c['n']} = {pct(c['rate'])} {ci(c['ci95'])}.")
+    lines.append(f"- ROC-AUC of P(tumor), those unseen tumors against the unseen healthy scans above: {r['pooled_auc']:.4f}.")
     lines += [
         "",
         "## Limits",
@@ -77,30 +96,70 @@ def model_card(meta, test: dict, yn: dict, ad: dict, recipe: str | None = None) 
     return "\n".join(lines)
 
 
+def evaluate_everywhere(checkpoint: str, d: Path, out: Path | None = None) -> dict:
+    """Every number the model card and README report, for one checkpoint."""
+    four = d / "brain-tumor-mri"
+    test = evaluate_checkpoint(checkpoint, four, split="test", json_out=out and out / "tumor4_test.json",
+                               report=out and out / "tumor4_report.html", cache_dir="auto")
+    yn = evaluate_tumor_presence(checkpoint, d / "brain-mri-yes-no", exclude_seen=four)
+    ad = evaluate_tumor_presence(checkpoint, d / "alzheimer-mri", assume_label="notumor")
+    t1 = evaluate_tumor_presence(checkpoint, d / "nifti" / "T1.nii.gz", assume_label="notumor", slices="middle:80")
+    healthy = [p for r in ([] if ad.get("warning") else [ad]) + [t1] for p in r["p_tumor"]]
+    tumors = [p for p, t in zip(yn["p_tumor"], yn["truth_tumor"]) if t]
+    pooled = roc_auc(np.array([True] * len(tumors) + [False] * len(healthy)), np.array(tumors + healthy))
+    r = {"test": test, "yes_no": yn, "alzheimer": ad, "nifti_t1": t1, "pooled_auc": pooled}
+    if out:
+        for name, v in (("yesno_presence.json", yn), ("alzheimer_presence.json", ad), ("nifti_t1_presence.json", t1)):
+            (out / name).write_text(json.dumps(v, indent=2))
+    return r
+
+
+def _rate(v: dict | None) -> str:
+    return "n/a" if not v else f"{100 * v['rate']:.1f}% ({v['count']}/{v['n']})"
+
+
+def compare_row(name: str, r: dict) -> str:
+    t, lf = r["test"], r["test"].get("leak_free") or {}
+    alz = _rate(r["alzheimer"]["notumor_called_notumor"]) + (" (trained on)" if r["alzheimer"].get("warning") else "")
+    return (f"| {name} | {100 * t['accuracy']:.2f}% | {t['macro_f1']:.3f} | {100 * lf.get('accuracy', float('nan')):.2f}% | "
+            f"{_rate(r['yes_no']['tumor_called_tumor'])} | {alz} | {_rate(r['nifti_t1']['notumor_called_notumor'])} | {r['pooled_auc']:.3f} | {t['ece']:.4f} |")
+
+
+COMPARE_HEADER = ("| checkpoint | official Testing acc | macro F1 | leak-free acc | unseen tumors called tumor (yes/no, deduplicated) | "
+                  "Alzheimer healthy -> notumor | NIfTI T1 healthy slices -> notumor | pooled AUC P(tumor) | ECE |\n|---|---|---|---|---|---|---|---|---|")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("checkpoint")
+    ap.add_argument("checkpoint", nargs="+")
+    ap.add_argument("--compare", action="store_true", help="print one table row per checkpoint; write and bundle nothing")
     ap.add_argument("--datasets", default=str(Path(__file__).resolve().parents[2] / "shared" / "datasets"))
     ap.add_argument("--out", default="results")
     ap.add_argument("--recipe", default=None, help="recipe sentence for the card (default: from the checkpoint's training config)")
     ap.add_argument("--no-bundle", action="store_true", help="evaluate and write the card, but do not copy weights into the package")
     args = ap.parse_args(argv)
+    d = Path(args.datasets)
+    if args.compare:
+        rows = [compare_row(c, evaluate_everywhere(c, d)) for c in args.checkpoint]
+        print(COMPARE_HEADER + "\n" + "\n".join(rows))
+        return 0
+    if len(args.checkpoint) != 1:
+        ap.error("bundling takes one checkpoint (use --compare for several)")
+    checkpoint = args.checkpoint[0]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    d = Path(args.datasets)
-    test = evaluate_checkpoint(args.checkpoint, d / "brain-tumor-mri", split="test", json_out=out / "tumor4_test.json", report=out / "tumor4_report.html", cache_dir="auto")
-    yn = evaluate_tumor_presence(args.checkpoint, d / "brain-mri-yes-no")
-    ad = evaluate_tumor_presence(args.checkpoint, d / "alzheimer-mri", assume_label="notumor")
-    for name, r in (("yesno_presence.json", yn), ("alzheimer_presence.json", ad)):
-        (out / name).write_text(json.dumps(r, indent=2))
-    model, meta = load_checkpoint(args.checkpoint)
-    card = model_card(meta, test, yn, ad, args.recipe)
+    r = evaluate_everywhere(checkpoint, d, out)
+    test, yn, ad = r["test"], r["yes_no"], r["alzheimer"]
+    model, meta = load_checkpoint(checkpoint)
+    card = model_card(meta, r, args.recipe)
+    print(compare_row(checkpoint, r))
     (out / "MODEL_CARD.md").write_text(card + "\n")
     print(card)
     if not args.no_bundle:
         meta.extra = {**(meta.extra or {}), "model_card": card, "results": {
             "test": {k: test[k] for k in ("n", "accuracy", "macro_f1", "ece", "ece_before", "ci")},
-            "leak_free": test.get("leak_free"), "yes_no": yn, "alzheimer_healthy": ad}}
+            "leak_free": test.get("leak_free"), "pooled_auc": r["pooled_auc"],
+            **{k: _strip(r[k]) for k in ("yes_no", "alzheimer", "nifti_t1")}}}
         meta.data = {k: v for k, v in meta.data.items() if k != "root"}  # no local paths in the package
         save_checkpoint(PACKAGE_WEIGHTS, model, meta, dtype=torch.float16)
         print(f"bundled: {PACKAGE_WEIGHTS} ({PACKAGE_WEIGHTS.stat().st_size / 1e6:.1f} MB)")

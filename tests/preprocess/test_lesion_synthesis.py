@@ -33,6 +33,25 @@ def test_lesion_changes_a_blob_inside_the_brain_only():
         assert 0.003 < frac < 0.6, f"seed {seed}: lesion covers {frac:.3f} of the brain"
 
 
+def test_margin_keeps_lesions_away_from_the_head_outline():
+    import cv2
+
+    img = healthy()
+    mask = brain_mask(img).astype(np.uint8)
+    dist = cv2.distanceTransform(mask, cv2.DIST_L2, 5)  # pixels to the head outline
+    size = float(np.sqrt(mask.sum()))
+
+    def centre_depth(out: np.ndarray) -> float:
+        changed = np.abs(out.astype(int) - img.astype(int)) > 20
+        ys, xs = np.nonzero(changed)
+        return float(dist[int(ys.mean()), int(xs.mean())])
+
+    plain = [centre_depth(synthesize_lesion(img, random.Random(s))) for s in range(30)]
+    deep = [centre_depth(synthesize_lesion(img, random.Random(s), margin=0.2)) for s in range(30)]
+    assert min(deep) >= 0.12 * size  # (the changed area's centre sits near the drawn centre)
+    assert min(plain) < min(deep)
+
+
 def test_lesion_is_reproducible_and_varies():
     img = healthy()
     a = synthesize_lesion(img, random.Random(3))

@@ -108,12 +108,13 @@ class ImageDataset(Dataset):
 
     With ``lesion > 0``, a scan labelled ``healthy_label`` gets, with that probability, a
     synthetic lesion (:func:`brainmri.preprocess.lesion.synthesize_lesion`, before the other
-    augmentations) and the label :data:`~brainmri.preprocess.lesion.PRESENCE` ("some tumor").
+    augmentations) and the label :data:`~brainmri.preprocess.lesion.PRESENCE` ("some tumor");
+    ``lesion_margin`` keeps lesion centres that fraction of the head's size inside its outline.
     """
 
     def __init__(
         self, prepared: PreparedImages, cfg: PreprocessConfig, augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
-        lesion: float = 0.0, healthy_label: int | None = None,
+        lesion: float = 0.0, healthy_label: int | None = None, lesion_margin: float = 0.0,
     ):
         if lesion and healthy_label is None:
             raise ConfigError("augment.lesion needs a healthy class to paste lesions into (a 'notumor' class); this class set has none")
@@ -122,6 +123,7 @@ class ImageDataset(Dataset):
         self.augment = augment
         self.lesion = lesion
         self.healthy_label = healthy_label
+        self.lesion_margin = lesion_margin
 
     def __len__(self) -> int:
         return len(self.prepared)
@@ -130,7 +132,7 @@ class ImageDataset(Dataset):
         arr = self.prepared.images[i]
         label = self.prepared.samples[i].label
         if self.lesion and label == self.healthy_label and random.random() < self.lesion:
-            pasted = synthesize_lesion(arr, random)
+            pasted = synthesize_lesion(arr, random, margin=self.lesion_margin)
             if pasted is not None:
                 arr, label = pasted, PRESENCE
         if self.augment is not None:

@@ -108,7 +108,7 @@ def evaluate_tumor_presence(
         ``tumor_called_tumor`` (sensitivity) and ``notumor_called_notumor`` (specificity), each
         with ``n``, ``count``, ``rate`` and a Wilson 95% interval; ``predicted`` (counts per
         predicted class, per true label); ``auc`` of P(tumor) when both labels are present;
-        ``p_tumor`` per image; ``excluded_seen`` when ``exclude_seen`` was given.
+        ``paths``, ``p_tumor`` and ``truth_tumor`` per image; ``excluded_seen`` when ``exclude_seen`` was given.
     """
     from brainmri.checkpoint import load_checkpoint
     from brainmri.data.datasets import load_dataset
@@ -130,7 +130,7 @@ def evaluate_tumor_presence(
             raise ConfigError(f"{root}: a NIfTI volume has no labels; give assume_label (tumor or notumor)")
         if exclude_seen:
             raise ConfigError(f"{root}: exclude_seen compares image files; it does not apply to a NIfTI volume")
-        images, names_ = _nifti_images(root, meta, axis, slices)
+        images, paths = _nifti_images(root, meta, axis, slices)
         truth = np.full(len(images), assume_label == "tumor")
     else:
         cfg = DataConfig(root=str(root), split="stratified", val_ratio=0.0, test_ratio=0.0, preset=None if assume_label else "tumor2")
@@ -152,7 +152,7 @@ def evaluate_tumor_presence(
         prepared = PreparedImages(samples, meta.preprocess, resolve_cache_dir(cache_dir), index.arrays)
         keep = {s.path + f"#{s.index}" for s in prepared.samples}
         truth = np.array([t for s, t in zip(samples, truth) if s.path + f"#{s.index}" in keep], dtype=bool)
-        images, failures = prepared.images, prepared.failures
+        images, failures, paths = prepared.images, prepared.failures, [s.path for s in prepared.samples]
     with torch.inference_mode():
         logits = predict_logits(model, meta, images, batch_size)
     probs = torch.softmax(torch.from_numpy(logits) / meta.temperature, 1).numpy()
@@ -168,6 +168,7 @@ def evaluate_tumor_presence(
             for label, mask in (("tumor", truth), ("notumor", ~truth)) if mask.any()
         },
         "unreadable": [f"{p}: {r}" for p, r in failures],
+        "paths": paths,
         "p_tumor": [round(float(v), 5) for v in p_tumor],
         "truth_tumor": [bool(v) for v in truth],
         "disclaimer": brainmri.DISCLAIMER,

@@ -50,9 +50,12 @@ def _smooth_noise(rng: random.Random, shape: tuple[int, int], scale: int) -> np.
     return np.clip(field / 2.0, -1.0, 1.0)
 
 
-def synthesize_lesion(img: np.ndarray, rng: random.Random | None = None) -> np.ndarray | None:
+def synthesize_lesion(img: np.ndarray, rng: random.Random | None = None, margin: float = 0.0) -> np.ndarray | None:
     """Return a copy of the uint8 slice ``img`` (H, W) with one synthetic lesion inside the brain,
-    or ``None`` when no brain large enough for one is found (blank or tiny foreground)."""
+    or ``None`` when no brain large enough for one is found (blank or tiny foreground).
+
+    ``margin`` keeps the lesion centre at least that fraction of the head's size (square root of
+    its area) inside the head outline, away from scalp and skull (0.1 is about their thickness)."""
     rng = rng or random.Random()
     h, w = img.shape
     mask = brain_mask(img)
@@ -60,7 +63,7 @@ def synthesize_lesion(img: np.ndarray, rng: random.Random | None = None) -> np.n
         return None
     size = math.sqrt(mask.sum())  # brain "diameter" scale
     r = rng.uniform(0.07, 0.22) * size
-    inner = cv2.erode(mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)), iterations=max(1, int(r * 0.6)))
+    inner = cv2.erode(mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)), iterations=max(1, int(r * 0.6), int(margin * size)))
     ys, xs = np.nonzero(inner)
     if len(ys) == 0:
         return None
