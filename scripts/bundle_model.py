@@ -90,6 +90,8 @@ def model_card(meta, r: dict, recipe: str | None = None) -> str:
         "## Limits",
         "- The four-class set's split is image-level with many near-duplicates across Training and Testing; the leak-free numbers are the honest ones,",
         "  and its `notumor` class comes almost entirely from one source, so a model can learn the source instead of the tumor: check the cross-source rows.",
+        "- Tumor recall and healthy-scan specificity on scans from other sources are well below the in-distribution numbers (the cross-source rows):",
+        "  never use it to rule a tumor out.",
         "- 2-D slices only; volumes are judged slice by slice. No patient-level validation was possible (no patient ids).",
         "- Inputs that are not brain MRI are flagged out-of-distribution by input statistics and an energy threshold; the guard is a heuristic.",
     ]
