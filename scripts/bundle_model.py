@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     r = evaluate_everywhere(checkpoint, d, out)
-    test, yn, ad = r["test"], r["yes_no"], r["alzheimer"]
+    test = r["test"]
     model, meta = load_checkpoint(checkpoint)
     card = model_card(meta, r, args.recipe)
     print(compare_row(checkpoint, r))

@@ -15,6 +15,7 @@ in a given dataset (the model's training set) and reports how many went.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -58,28 +59,47 @@ def _nifti_images(path: str | Path, meta, axis: str, slices: str) -> tuple[list[
     return [prepare_image(img, meta.preprocess) for img in vol.images], [f"{p}#slice{i}" for i in vol.indices]
 
 
-def _seen_mask(samples, reference: str | Path, threshold: int) -> tuple[np.ndarray, dict]:
-    """True for every sample with a pHash near-duplicate (distance <= ``threshold``) in the
-    dataset at ``reference``; and a summary of the check."""
+def _seen_mask(index, reference: str | Path, threshold: int) -> tuple[np.ndarray, dict]:
+    """True for every sample of ``index`` with a pHash near-duplicate (distance <= ``threshold``)
+    in the dataset at ``reference``; and a summary of the check."""
     from brainmri.data.datasets import load_dataset
     from brainmri.data.hashing import hash_samples, nearest_neighbours, phash_array
 
     ref = load_dataset(DataConfig(root=str(reference), split="stratified", val_ratio=0.0, test_ratio=0.0))
     ref_hashes, _ = phash_array(hash_samples(ref))
-    query = hash_samples(_Index(samples))
-    values, pos = phash_array(query)
-    seen = np.zeros(len(samples), dtype=bool)
+    values, pos = phash_array(hash_samples(index))
+    seen = np.zeros(len(index.samples), dtype=bool)
     if len(pos):
         dist, _ = nearest_neighbours(values, ref_hashes)
         seen[pos[dist <= threshold]] = True
-    return seen, {"reference": str(reference), "threshold": int(threshold), "n_reference": int(len(ref_hashes)), "n_excluded": int(seen.sum())}
+    summary = {"reference": str(reference), "threshold": int(threshold), "n_reference": int(len(ref_hashes)), "n_excluded": int(seen.sum())}
+    return seen, summary
 
 
-class _Index:
-    """The part of a DatasetIndex that ``hash_samples`` reads."""
+def _folder_images(root, meta, assume_label, cache_dir, exclude_seen, threshold):
+    """Prepared images of a dataset folder with their truth (tumor or not), paths, unreadable
+    files, and the near-duplicate exclusion summary (``None`` without ``exclude_seen``)."""
+    from brainmri.data.cache import resolve_cache_dir
+    from brainmri.data.datasets import load_dataset
+    from brainmri.data.torchdata import PreparedImages
 
-    def __init__(self, samples):
-        self.samples, self.arrays = list(samples), None
+    index = load_dataset(DataConfig(root=str(root), split="stratified", val_ratio=0.0, test_ratio=0.0, preset=None if assume_label else "tumor2"))
+    excluded = None
+    if exclude_seen:
+        from brainmri.data.audit import DEFAULT_THRESHOLD
+
+        seen, excluded = _seen_mask(index, exclude_seen, DEFAULT_THRESHOLD if threshold is None else threshold)
+        if assume_label is None:
+            excluded["by_label"] = {c: int(sum(1 for s, x in zip(index.samples, seen) if x and index.class_names[s.label] == c)) for c in index.class_names}
+        index = replace(index, samples=[s for s, x in zip(index.samples, seen) if not x])
+        if not index.samples:
+            raise ConfigError(f"{root}: every image has a near-duplicate in {exclude_seen}; nothing is left to test on")
+    prepared = PreparedImages(index.samples, meta.preprocess, resolve_cache_dir(cache_dir), index.arrays)
+    if assume_label:
+        truth = np.full(len(prepared.samples), assume_label == "tumor")
+    else:
+        truth = np.array([index.class_names[s.label] == "tumor" for s in prepared.samples], dtype=bool)
+    return prepared.images, truth, [s.path for s in prepared.samples], prepared.failures, excluded
 
 
 def evaluate_tumor_presence(
@@ -111,11 +131,8 @@ def evaluate_tumor_presence(
         ``paths``, ``p_tumor`` and ``truth_tumor`` per image; ``excluded_seen`` when ``exclude_seen`` was given.
     """
     from brainmri.checkpoint import load_checkpoint
-    from brainmri.data.datasets import load_dataset
-    from brainmri.data.torchdata import PreparedImages
     from brainmri.evaluation.evaluate import predict_logits
     from brainmri.evaluation.metrics import roc_auc
-    from brainmri.data.cache import resolve_cache_dir
 
     if assume_label not in (None, "tumor", "notumor"):
         raise ConfigError(f"assume_label={assume_label!r} is not valid; choose tumor or notumor")
@@ -123,8 +140,7 @@ def evaluate_tumor_presence(
     names = list(meta.class_names)
     if "notumor" not in names:
         raise ConfigError(f"{checkpoint}: tumor-presence evaluation needs a model with a 'notumor' class (has {names})")
-    excluded = None
-    failures: list[tuple[str, str]] = []
+    excluded, failures = None, []
     if is_nifti(root):
         if not assume_label:
             raise ConfigError(f"{root}: a NIfTI volume has no labels; give assume_label (tumor or notumor)")
@@ -133,26 +149,7 @@ def evaluate_tumor_presence(
         images, paths = _nifti_images(root, meta, axis, slices)
         truth = np.full(len(images), assume_label == "tumor")
     else:
-        cfg = DataConfig(root=str(root), split="stratified", val_ratio=0.0, test_ratio=0.0, preset=None if assume_label else "tumor2")
-        index = load_dataset(cfg)
-        samples = index.samples
-        if exclude_seen:
-            from brainmri.data.audit import DEFAULT_THRESHOLD
-
-            seen, excluded = _seen_mask(samples, exclude_seen, DEFAULT_THRESHOLD if threshold is None else threshold)
-            if assume_label is None:
-                excluded["by_label"] = {c: int(sum(1 for s, x in zip(samples, seen) if x and index.class_names[s.label] == c)) for c in index.class_names}
-            samples = [s for s, x in zip(samples, seen) if not x]
-            if not samples:
-                raise ConfigError(f"{root}: every image has a near-duplicate in {exclude_seen}; nothing is left to test on")
-        if assume_label:
-            truth = np.full(len(samples), assume_label == "tumor")
-        else:
-            truth = np.array([index.class_names[s.label] == "tumor" for s in samples])
-        prepared = PreparedImages(samples, meta.preprocess, resolve_cache_dir(cache_dir), index.arrays)
-        keep = {s.path + f"#{s.index}" for s in prepared.samples}
-        truth = np.array([t for s, t in zip(samples, truth) if s.path + f"#{s.index}" in keep], dtype=bool)
-        images, failures, paths = prepared.images, prepared.failures, [s.path for s in prepared.samples]
+        images, truth, paths, failures, excluded = _folder_images(root, meta, assume_label, cache_dir, exclude_seen, threshold)
     with torch.inference_mode():
         logits = predict_logits(model, meta, images, batch_size)
     probs = torch.softmax(torch.from_numpy(logits) / meta.temperature, 1).numpy()
