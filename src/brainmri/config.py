@@ -86,6 +86,7 @@ class DataConfig:
     class_weights: str | None = "balanced"  # balanced | effective (balanced over the labels the loss sees: healthy scans given synthetic lesions count as tumor) | None
     extra_train: list[str] | None = None  # training-only tumor-presence sources: "PATH" (yes/no folders) or "PATH=notumor|tumor" (brainmri.data.presence)
     extra_max_per_source: int | None = None  # at most this many images from each extra source (seeded pick)
+    extra_repeat: int = 1  # each extra image this many times per epoch (a small tumor source among thousands of scans)
 
 
 @dataclass

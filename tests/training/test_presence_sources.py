@@ -1,6 +1,8 @@
 """Extra tumor-presence training sources (``data.extra_train``) and synthetic lesions in a run."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from brainmri.checkpoint import load_checkpoint
@@ -31,8 +33,8 @@ def test_yes_no_folders_become_presence_and_healthy_labels(tmp_path):
     assert labels == [PRESENCE] * 3 + [2] * 7  # 3 yes -> presence; 3 no + 4 Alzheimer -> notumor
     assert all(s.split == "train" for s in samples)
     assert summary == [
-        {"source": str(yn), "label": "folders", "n_tumor": 3, "n_notumor": 3},
-        {"source": str(alz), "label": "notumor", "n_tumor": 0, "n_notumor": 4},
+        {"source": str(yn), "label": "folders", "n_tumor": 3, "n_notumor": 3, "repeat": 1},
+        {"source": str(alz), "label": "notumor", "n_tumor": 0, "n_notumor": 4, "repeat": 1},
     ]
 
 
@@ -43,6 +45,19 @@ def test_extra_sources_can_be_capped_per_source(tmp_path):
     assert len(a) == 7 and summary[0]["n_notumor"] == 7
     assert [s.path for s in a] == [s.path for s in b]  # seeded
     assert len({s.path for s in a}) == 7
+
+
+def test_extra_sources_repeat_each_image_and_read_a_csv_of_one_fold(tmp_path):
+    yn = make_phantom_dataset(tmp_path / "yn", layout="flat", class_names=("no", "yes"), n_per_class=4, size=32, seed=3)
+    picked = sorted((yn / "yes").iterdir())[:2]
+    csv = tmp_path / "fold.csv"
+    csv.write_text("Image,Class\n" + "".join(f"{p.resolve()},yes\n" for p in picked))
+    samples, summary = load_extra_sources([f"{csv}=tumor"], TUMOR4, repeat=3)
+    assert sorted(Path(s.path).name for s in samples) == sorted([p.name for p in picked] * 3)
+    assert {s.label for s in samples} == {PRESENCE}
+    assert summary[0]["n_tumor"] == 2 and summary[0]["repeat"] == 3  # counted once, drawn three times
+    with pytest.raises(ConfigError, match="extra_repeat"):
+        load_extra_sources([f"{csv}=tumor"], TUMOR4, repeat=0)
 
 
 def test_extra_sources_need_a_notumor_class_and_an_existing_folder(tmp_path):
@@ -66,7 +81,7 @@ def test_run_with_extra_source_and_lesions_records_them_and_flags_the_source(tin
     cfg.augment.lesion = 0.5
     result = run_training(cfg, progress=False)
     _, meta = load_checkpoint(result.checkpoint)
-    assert meta.data["extra_train"] == [{"source": str(yn), "label": "folders", "n_tumor": 6, "n_notumor": 6}]
+    assert meta.data["extra_train"] == [{"source": str(yn), "label": "folders", "n_tumor": 6, "n_notumor": 6, "repeat": 1}]
     assert meta.train["augment"]["lesion"] == 0.5
     r = evaluate_tumor_presence(result.checkpoint, yn, cache_dir=None)
     assert "not a cross-source test" in r["warning"]

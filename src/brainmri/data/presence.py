@@ -37,15 +37,19 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
     return path, label.strip()
 
 
-def load_extra_sources(specs: list[str], class_names: list[str], seed: int = 42, max_per_source: int | None = None) -> tuple[list[Sample], list[dict]]:
+def load_extra_sources(specs: list[str], class_names: list[str], seed: int = 42, max_per_source: int | None = None,
+                       repeat: int = 1) -> tuple[list[Sample], list[dict]]:
     """Training samples from every spec, labelled for ``class_names`` (which must hold ``notumor``);
     at most ``max_per_source`` images from each (a seeded random pick), so a large healthy-only set
-    does not drown the main task.
+    does not drown the main task; each picked image ``repeat`` times (so a small source is not
+    drowned by the main task either; augmentation makes the copies differ).
 
     Returns:
         samples (split ``train``) and one summary per source, ``{"source", "label", "n_tumor",
         "n_notumor"}``, for the checkpoint metadata.
     """
+    if int(repeat) < 1:
+        raise ConfigError(f"data.extra_repeat={repeat!r} must be a whole number >= 1")
     if "notumor" not in class_names:
         raise ConfigError(f"data.extra_train needs a task with a 'notumor' class (classes: {class_names})")
     healthy = class_names.index("notumor")
@@ -67,6 +71,6 @@ def load_extra_sources(specs: list[str], class_names: list[str], seed: int = 42,
         for s in picked:
             kind = label or index.class_names[s.label]
             n[kind] += 1
-            samples.append(Sample(path=s.path, label=PRESENCE if kind == "tumor" else healthy, split="train", index=s.index))
-        summary.append({"source": str(root), "label": label or "folders", "n_tumor": n["tumor"], "n_notumor": n["notumor"]})
+            samples.extend([Sample(path=s.path, label=PRESENCE if kind == "tumor" else healthy, split="train", index=s.index)] * int(repeat))
+        summary.append({"source": str(root), "label": label or "folders", "n_tumor": n["tumor"], "n_notumor": n["notumor"], "repeat": int(repeat)})
     return samples, summary
