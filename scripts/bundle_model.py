@@ -69,7 +69,7 @@ def model_card(meta, r: dict, recipe: str | None = None) -> str:
         f"label smoothing {t.get('label_smoothing')}, class-weighted loss, brain crop, augmentation {json.dumps(t.get('augment'))}.",
         "",
         "## Results (95% intervals: bootstrap for accuracy / macro F1, Wilson for rates)",
-        f"- Official Testing split (n={test['n']}): accuracy {pct(test['accuracy'])} {ci(test['ci']['accuracy'])}, macro F1 {test['macro_f1']:.4f} {ci(test['ci']['macro_f1'])}.",
+        f"- Official Testing split (n={test['n']}): accuracy {pct(test['accuracy'])} {ci(test['ci']['accuracy'])}, macro F1 {test['macro_f1']:.4f} [{test['ci']['macro_f1'][0]:.4f}, {test['ci']['macro_f1'][1]:.4f}].",
         f"- Leakage: {leak.get('n_leaked')} of {leak.get('n_test')} Testing images have a near-duplicate in Training (256-bit pHash <= {leak.get('threshold')}).",
         f"- Leak-free subset (n={lf.get('n')}): accuracy {pct(lf.get('accuracy'))} {ci(lf['ci']['accuracy']) if lf else ''}, macro F1 {lf.get('macro_f1', float('nan')):.4f}.",
         f"- Calibration: temperature {test['temperature']:.3f} fitted on validation; ECE on Testing {test['ece_before']:.4f} -> {test['ece']:.4f}.",

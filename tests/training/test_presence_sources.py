@@ -32,10 +32,11 @@ def test_yes_no_folders_become_presence_and_healthy_labels(tmp_path):
     labels = sorted(s.label for s in samples)
     assert labels == [PRESENCE] * 3 + [2] * 7  # 3 yes -> presence; 3 no + 4 Alzheimer -> notumor
     assert all(s.split == "train" for s in samples)
-    assert summary == [
+    assert [{k: v for k, v in e.items() if k != "files"} for e in summary] == [
         {"source": str(yn), "label": "folders", "n_tumor": 3, "n_notumor": 3, "repeat": 1},
         {"source": str(alz), "label": "notumor", "n_tumor": 0, "n_notumor": 4, "repeat": 1},
     ]
+    assert len(summary[1]["files"]) == 4 and summary[1]["files"][0].startswith("alz/")
 
 
 def test_extra_sources_can_be_capped_per_source(tmp_path):
@@ -81,10 +82,28 @@ def test_run_with_extra_source_and_lesions_records_them_and_flags_the_source(tin
     cfg.augment.lesion = 0.5
     result = run_training(cfg, progress=False)
     _, meta = load_checkpoint(result.checkpoint)
-    assert meta.data["extra_train"] == [{"source": str(yn), "label": "folders", "n_tumor": 6, "n_notumor": 6, "repeat": 1}]
+    (recorded,) = meta.data["extra_train"]
+    assert {k: v for k, v in recorded.items() if k != "files"} == {"source": str(yn), "label": "folders", "n_tumor": 6, "n_notumor": 6, "repeat": 1}
+    assert len(recorded["files"]) == 12 and all(f.startswith("yn/") for f in recorded["files"])  # dataset/class/file
     assert meta.train["augment"]["lesion"] == 0.5
     r = evaluate_tumor_presence(result.checkpoint, yn, cache_dir=None)
     assert "not a cross-source test" in r["warning"]
     assert summary_lines(r)[0].startswith("WARNING")
     other = make_phantom_dataset(tmp_path / "other", layout="flat", class_names=("no", "yes"), n_per_class=2, size=48, seed=5)
     assert "warning" not in evaluate_tumor_presence(result.checkpoint, other, cache_dir=None)
+
+
+def test_a_fold_of_a_trained_source_is_flagged_by_file_names_not_only_by_folder(tmp_path):
+    from types import SimpleNamespace
+
+    from brainmri.evaluation.cross_source import _trained_on_warning
+
+    trained = [f"/data/brain-mri-yes-no/yes/Y{i}.jpg" for i in range(4)]
+    meta = SimpleNamespace(data={"extra_train": [{"source": "runs/folds/train_except0.csv", "files": ["brain-mri-yes-no/yes/Y0.jpg", "brain-mri-yes-no/yes/Y1.jpg"]}]})
+    w = _trained_on_warning("m.safetensors", meta, "/elsewhere/fold.csv", trained)  # another machine, same files
+    assert "trained on 2 of these 4 images" in w
+    held_out = ["/x/brain-mri-yes-no/yes/Y7.jpg", "/x/brain-mri-yes-no/yes/Y8.jpg"]
+    assert "other images of this source" in _trained_on_warning("m.safetensors", meta, "fold0.csv", held_out)
+    other_source = ["/x/another-set/yes/Y7.jpg"]
+    assert _trained_on_warning("m.safetensors", meta, "other", other_source) is None
+    assert _trained_on_warning("m.safetensors", SimpleNamespace(data={}), "other", held_out) is None

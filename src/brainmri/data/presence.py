@@ -27,6 +27,15 @@ from brainmri.preprocess.lesion import PRESENCE
 LABELS = ("tumor", "notumor")
 
 
+def file_key(path: str | Path) -> str:
+    """A machine-independent name for an image file: its last three path parts
+    (``brain-mri-yes-no/yes/Y1.jpg``: dataset folder, class folder, file name).
+    The checkpoint records the keys of its extra training images, so an evaluation can tell
+    which of its images the model was trained on (``brainmri.evaluation.cross_source``)."""
+    p = Path(path)
+    return "/".join(p.parts[-3:])
+
+
 def parse_spec(spec: str) -> tuple[str, str | None]:
     """``"PATH"`` -> ``(PATH, None)``; ``"PATH=notumor"`` -> ``(PATH, "notumor")``."""
     path, sep, label = str(spec).rpartition("=")
@@ -72,5 +81,6 @@ def load_extra_sources(specs: list[str], class_names: list[str], seed: int = 42,
             kind = label or index.class_names[s.label]
             n[kind] += 1
             samples.extend([Sample(path=s.path, label=PRESENCE if kind == "tumor" else healthy, split="train", index=s.index)] * int(repeat))
-        summary.append({"source": str(root), "label": label or "folders", "n_tumor": n["tumor"], "n_notumor": n["notumor"], "repeat": int(repeat)})
+        summary.append({"source": str(root), "label": label or "folders", "n_tumor": n["tumor"], "n_notumor": n["notumor"], "repeat": int(repeat),
+                        "files": sorted({file_key(s.path) for s in picked})})
     return samples, summary

@@ -172,13 +172,38 @@ def evaluate_tumor_presence(
     }
     if excluded is not None:
         result["excluded_seen"] = excluded
-    trained = [e["source"] for e in (meta.data or {}).get("extra_train") or [] if _same_path(e["source"], root)]
-    if trained:
-        result["warning"] = f"{checkpoint} was trained on {trained[0]} (data.extra_train): this is not a cross-source test"
+    warning = _trained_on_warning(checkpoint, meta, root, paths)
+    if warning:
+        result["warning"] = warning
     if truth.any() and (~truth).any():
         result["auc"] = roc_auc(truth, p_tumor)
         result["accuracy"] = float((called_tumor == truth).mean())
     return result
+
+
+def _trained_on_warning(checkpoint, meta, root, paths: list[str]) -> str | None:
+    """Why this is not a cross-source test of ``checkpoint``, or ``None``: the data is one of its
+    extra training sources, holds some of their images (matched by folder and file name), or
+    shares a folder with them (other scans of a source it was trained on)."""
+    from brainmri.data.presence import file_key
+
+    extra = (meta.data or {}).get("extra_train") or []
+    for e in extra:
+        if _same_path(e["source"], root):
+            return f"{checkpoint} was trained on {e['source']} (data.extra_train): this is not a cross-source test"
+    keys = [file_key(p) for p in paths]
+    for e in extra:
+        files = set(e.get("files") or [])
+        k = sum(key in files for key in keys)
+        if k:
+            return f"{checkpoint} was trained on {k} of these {len(keys)} images (data.extra_train {e['source']}): this is not a cross-source test"
+    folder_of = lambda key: key.rsplit("/", 1)[0]  # noqa: E731  (dataset/class folder of a key)
+    for e in extra:
+        folders = {folder_of(f) for f in e.get("files") or []}
+        if keys and all(folder_of(k) in folders for k in keys):
+            return (f"{checkpoint} was trained on other images of this source (data.extra_train {e['source']}): "
+                    "none of these images, but not a cross-source test either")
+    return None
 
 
 def _same_path(a: str | Path, b: str | Path) -> bool:
