@@ -13,6 +13,10 @@ Runs, and records with their commands:
   * the ROC-AUC of P(tumor) pooling those unseen tumors against those healthy scans.
 
     python scripts/bundle_model.py --compare A.safetensors B.safetensors   # one row each, no bundling
+
+A model trained on the yes/no tumors (``data.extra_train``) has no unseen tumor source left;
+``--cross-fit FOLD_CKPT=FOLD_CSV`` (repeatable; scripts/presence_folds.py) scores each fold model
+of the same recipe on the fold it did not see and reports the pooled out-of-fold rate instead.
 """
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ import torch
 
 import brainmri
 from brainmri.checkpoint import load_checkpoint, save_checkpoint
-from brainmri.evaluation.cross_source import evaluate_tumor_presence
+from brainmri.evaluation.cross_source import _wilson, evaluate_tumor_presence
 from brainmri.evaluation.evaluate import evaluate_checkpoint
 from brainmri.evaluation.metrics import roc_auc
 
@@ -75,16 +79,26 @@ def model_card(meta, r: dict, recipe: str | None = None) -> str:
         f"- Calibration: temperature {test['temperature']:.3f} fitted on validation; ECE on Testing {test['ece_before']:.4f} -> {test['ece']:.4f}.",
     ]
     a, ex = yn["tumor_called_tumor"], yn.get("excluded_seen") or {}
-    lines.append(f"- Cross-source tumors, yes/no set (N. Chakrabarty, Kaggle; never trained on), leaving out its {ex.get('n_excluded')} images with a near-duplicate "
-                 f"in the four-class set ({json.dumps(ex.get('by_label'))}): called a tumor class {a['count']}/{a['n']} = {pct(a['rate'])} {ci(a['ci95'])}. "
-                 "Its healthy scans are not a cross-source test: almost all of them are copies of four-class `notumor` images.")
+    cf = r.get("cross_fit")
+    if yn.get("warning"):
+        lines.append(f"- Tumors of the yes/no set (N. Chakrabarty, Kaggle), leaving out its {ex.get('n_excluded')} images with a near-duplicate in the four-class set: "
+                     f"**trained on** (data.extra_train), so {a['count']}/{a['n']} = {pct(a['rate'])} called a tumor class is not a cross-source number.")
+        if cf:
+            lines.append(f"  Cross-fitted instead: {len(cf['folds'])} fold models of the same recipe, each trained on the other folds (near-duplicate clusters never straddle folds), "
+                         f"called {cf['count']}/{cf['n']} = {pct(cf['rate'])} {ci(cf['ci95'])} of the scans they never saw a tumor class "
+                         "(other scans of a source seen in training: weaker evidence than an unseen source).")
+    else:
+        lines.append(f"- Cross-source tumors, yes/no set (N. Chakrabarty, Kaggle; never trained on), leaving out its {ex.get('n_excluded')} images with a near-duplicate "
+                     f"in the four-class set ({json.dumps(ex.get('by_label'))}): called a tumor class {a['count']}/{a['n']} = {pct(a['rate'])} {ci(a['ci95'])}. "
+                     "Its healthy scans are not a cross-source test: almost all of them are copies of four-class `notumor` images.")
     c = ad["notumor_called_notumor"]
     seen = " — the model was trained on part of this set (data.extra_train), so this is not a cross-source number" if ad.get("warning") else "; never trained on"
     lines.append(f"- Healthy scans from another source, Alzheimer MRI slices (128 px, skull-stripped{seen}): called notumor {c['count']}/{c['n']} = {pct(c['rate'])} {ci(c['ci95'])}.")
     c = t1["notumor_called_notumor"]
     lines.append(f"- Healthy scans from another source, central 80 axial slices of a healthy 0.8 mm T1 NIfTI volume (one subject; never trained on): called notumor "
                  f"{c['count']}/{c['n']} = {pct(c['rate'])} {ci(c['ci95'])}.")
-    lines.append(f"- ROC-AUC of P(tumor), those unseen tumors against the unseen healthy scans above: {r['pooled_auc']:.4f}.")
+    seen = " (its tumors were seen in training: optimistic)" if yn.get("warning") else ""
+    lines.append(f"- ROC-AUC of P(tumor), the yes/no tumors above against the unseen healthy scans above{seen}: {r['pooled_auc']:.4f}.")
     lines += [
         "",
         "## Limits",
@@ -116,6 +130,23 @@ def evaluate_everywhere(checkpoint: str, d: Path, out: Path | None = None) -> di
     return r
 
 
+def cross_fit(specs: list[str]) -> dict | None:
+    """Pooled out-of-fold tumor rate: each ``CKPT=CSV`` fold model scored on its held-out fold."""
+    if not specs:
+        return None
+    folds = []
+    for spec in specs:
+        ckpt, sep, csv = spec.rpartition("=")
+        if not sep or not Path(ckpt).is_file() or not Path(csv).is_file():
+            raise SystemExit(f"error: --cross-fit {spec!r}: expected FOLD_CHECKPOINT=FOLD_CSV, both existing files")
+        r = evaluate_tumor_presence(ckpt, csv, assume_label="tumor")
+        if r.get("warning") and "other images" not in r["warning"]:
+            raise SystemExit(f"error: --cross-fit {spec!r}: {r['warning']}")
+        folds.append({"checkpoint": ckpt, "fold": csv, **r["tumor_called_tumor"]})
+    k, n = sum(f["count"] for f in folds), sum(f["n"] for f in folds)
+    return {"folds": folds, "n": n, "count": k, "rate": k / n, "ci95": _wilson(k, n)}
+
+
 def _rate(v: dict | None) -> str:
     return "n/a" if not v else f"{100 * v['rate']:.1f}% ({v['count']}/{v['n']})"
 
@@ -123,8 +154,9 @@ def _rate(v: dict | None) -> str:
 def compare_row(name: str, r: dict) -> str:
     t, lf = r["test"], r["test"].get("leak_free") or {}
     alz = _rate(r["alzheimer"]["notumor_called_notumor"]) + (" (trained on)" if r["alzheimer"].get("warning") else "")
+    yn = _rate(r["yes_no"]["tumor_called_tumor"]) + (" (trained on)" if r["yes_no"].get("warning") else "")
     return (f"| {name} | {100 * t['accuracy']:.2f}% | {t['macro_f1']:.3f} | {100 * lf.get('accuracy', float('nan')):.2f}% | "
-            f"{_rate(r['yes_no']['tumor_called_tumor'])} | {alz} | {_rate(r['nifti_t1']['notumor_called_notumor'])} | {r['pooled_auc']:.3f} | {t['ece']:.4f} |")
+            f"{yn} | {alz} | {_rate(r['nifti_t1']['notumor_called_notumor'])} | {r['pooled_auc']:.3f} | {t['ece']:.4f} |")
 
 
 COMPARE_HEADER = ("| checkpoint | official Testing acc | macro F1 | leak-free acc | unseen tumors called tumor (yes/no, deduplicated) | "
@@ -138,12 +170,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--datasets", default=str(Path(__file__).resolve().parents[2] / "shared" / "datasets"))
     ap.add_argument("--out", default="results")
     ap.add_argument("--recipe", default=None, help="recipe sentence for the card (default: from the checkpoint's training config)")
+    ap.add_argument("--cross-fit", action="append", default=[], metavar="FOLD_CKPT=FOLD_CSV",
+                    help="fold model and the fold it did not see (repeatable): pooled out-of-fold tumor rate")
     ap.add_argument("--no-bundle", action="store_true", help="evaluate and write the card, but do not copy weights into the package")
     args = ap.parse_args(argv)
     d = Path(args.datasets)
     if args.compare:
         rows = [compare_row(c, evaluate_everywhere(c, d)) for c in args.checkpoint]
         print(COMPARE_HEADER + "\n" + "\n".join(rows))
+        cf = cross_fit(args.cross_fit)
+        if cf:
+            print(f"cross-fitted out-of-fold tumors called tumor: {_rate(cf)} (" + "; ".join(f"{f['checkpoint']} on {f['fold']}: {_rate(f)}" for f in cf["folds"]) + ")")
         return 0
     if len(args.checkpoint) != 1:
         ap.error("bundling takes one checkpoint (use --compare for several)")
@@ -151,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     r = evaluate_everywhere(checkpoint, d, out)
+    r["cross_fit"] = cross_fit(args.cross_fit)
     test = r["test"]
     model, meta = load_checkpoint(checkpoint)
     card = model_card(meta, r, args.recipe)
@@ -161,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         meta.extra = {**(meta.extra or {}), "model_card": card, "results": {
             "test": {k: test[k] for k in ("n", "accuracy", "macro_f1", "ece", "ece_before", "ci")},
             "leak_free": test.get("leak_free"), "pooled_auc": r["pooled_auc"],
-            **{k: _strip(r[k]) for k in ("yes_no", "alzheimer", "nifti_t1")}}}
+            **{k: _strip(r[k]) for k in ("yes_no", "alzheimer", "nifti_t1")}, "cross_fit": r["cross_fit"]}}
         meta.data = {k: v for k, v in meta.data.items() if k != "root"}  # no local paths in the package
         save_checkpoint(PACKAGE_WEIGHTS, model, meta, dtype=torch.float16)
         print(f"bundled: {PACKAGE_WEIGHTS} ({PACKAGE_WEIGHTS.stat().st_size / 1e6:.1f} MB)")
