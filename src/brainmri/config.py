@@ -58,6 +58,7 @@ class AugmentConfig:
     invert: float = 0.0  # probability, within intensity_curve, of inverting tissue contrast (T1 <-> T2-like)
     random_conv: float = 0.0  # probability of a random shallow-network contrast (GIN, preprocess.augment.RandomConvolution)
     lesion_margin: float = 0.0  # lesion centres at least this fraction of the head's size inside its outline (0.1 ~ scalp + skull)
+    skull_strip: float = 0.0  # probability of stripping scalp and skull off a training scan, any class (preprocess.skullstrip)
     lesion: float = 0.0  # probability that a healthy ('notumor') training scan gets a synthetic lesion and the target "some tumor" (preprocess.lesion)
 
 
@@ -242,7 +243,7 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise ConfigError("data.val_ratio + data.test_ratio must be < 1")
     _choice(d.class_weights, "data.class_weights", ("balanced", "effective", None))
     a = cfg.augment
-    for name in ("hflip", "sharpness", "blur", "downscale", "jpeg", "intensity_curve", "invert", "random_conv", "lesion", "lesion_margin"):
+    for name in ("hflip", "sharpness", "blur", "downscale", "jpeg", "intensity_curve", "invert", "random_conv", "lesion", "lesion_margin", "skull_strip"):
         v = getattr(a, name)
         if not (0 <= v <= 1):
             raise ConfigError(f"augment.{name}={v} is a probability and must be in [0, 1]")

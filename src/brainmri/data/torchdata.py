@@ -23,6 +23,7 @@ from brainmri.data.datasets import Sample
 from brainmri.data.io import DEFAULT_MAX_PIXELS, as_gray_uint8, read_image
 from brainmri.errors import BrainMRIError, ConfigError, DatasetError
 from brainmri.preprocess.lesion import PRESENCE, synthesize_lesion
+from brainmri.preprocess.skullstrip import strip_skull
 from brainmri.preprocess.pipeline import prepare_image, to_model_input
 
 log = logging.getLogger(__name__)
@@ -110,11 +111,13 @@ class ImageDataset(Dataset):
     synthetic lesion (:func:`brainmri.preprocess.lesion.synthesize_lesion`, before the other
     augmentations) and the label :data:`~brainmri.preprocess.lesion.PRESENCE` ("some tumor");
     ``lesion_margin`` keeps lesion centres that fraction of the head's size inside its outline.
+    With ``skull_strip > 0``, any scan loses scalp and skull with that probability (first, so a
+    lesion goes inside the stripped brain; :func:`brainmri.preprocess.skullstrip.strip_skull`).
     """
 
     def __init__(
         self, prepared: PreparedImages, cfg: PreprocessConfig, augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
-        lesion: float = 0.0, healthy_label: int | None = None, lesion_margin: float = 0.0,
+        lesion: float = 0.0, healthy_label: int | None = None, lesion_margin: float = 0.0, skull_strip: float = 0.0,
     ):
         if lesion and healthy_label is None:
             raise ConfigError("augment.lesion needs a healthy class to paste lesions into (a 'notumor' class); this class set has none")
@@ -124,6 +127,7 @@ class ImageDataset(Dataset):
         self.lesion = lesion
         self.healthy_label = healthy_label
         self.lesion_margin = lesion_margin
+        self.skull_strip = skull_strip
 
     def __len__(self) -> int:
         return len(self.prepared)
@@ -131,6 +135,10 @@ class ImageDataset(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         arr = self.prepared.images[i]
         label = self.prepared.samples[i].label
+        if self.skull_strip and random.random() < self.skull_strip:
+            stripped = strip_skull(arr, self.cfg, random)
+            if stripped is not None:
+                arr = stripped
         if self.lesion and label == self.healthy_label and random.random() < self.lesion:
             pasted = synthesize_lesion(arr, random, margin=self.lesion_margin)
             if pasted is not None:

@@ -123,7 +123,8 @@ def run_training(cfg: RunConfig, resume: str | Path | None = None, progress: boo
     val_images = PreparedImages(index.split("val"), cfg.preprocess, cache_dir, index.arrays, d.max_pixels)
     num_classes = len(index.class_names)
     healthy = index.class_names.index("notumor") if "notumor" in index.class_names else None
-    train_ds = ImageDataset(train_images, cfg.preprocess, build_augment(cfg.augment), cfg.augment.lesion, healthy, cfg.augment.lesion_margin)
+    train_ds = ImageDataset(train_images, cfg.preprocess, build_augment(cfg.augment), cfg.augment.lesion, healthy, cfg.augment.lesion_margin,
+                            cfg.augment.skull_strip)
     val_ds = ImageDataset(val_images, cfg.preprocess)
     sampler = None
     if d.balanced_sampler:
