@@ -50,6 +50,12 @@ def _strip(r: dict) -> dict:
     return {k: v for k, v in r.items() if k not in ("paths", "p_tumor", "truth_tumor")}
 
 
+def _source_name(e: dict) -> str:
+    """The datasets an extra source's images come from (their recorded dataset/class/file names)."""
+    sets = sorted({f.split("/")[0] for f in e.get("files") or []})
+    return f"{', '.join(sets)} (listed in {e['source']})" if sets and not Path(e["source"]).is_dir() else str(e["source"])
+
+
 def model_card(meta, r: dict, recipe: str | None = None) -> str:
     test, yn, ad, t1 = r["test"], r["yes_no"], r["alzheimer"], r["nifti_t1"]
     lf = test.get("leak_free") or {}
@@ -67,7 +73,8 @@ def model_card(meta, r: dict, recipe: str | None = None) -> str:
         "## Data",
         f"Trained on the official `Training/` folder of \"Brain Tumor MRI Dataset\" (M. Nickparvar, Kaggle; figshare + SARTAJ + Br35H), "
         f"validation carved from it (stratified, seed {meta.data.get('seed')}); counts {json.dumps(meta.data.get('counts'))}."
-        + "".join(f" Extra training-only presence source: {e['source']} ({e['n_tumor']} tumor, {e['n_notumor']} notumor images)." for e in meta.data.get("extra_train") or []),
+        + "".join(f" Extra training-only presence source: {_source_name(e)} ({e['n_tumor']} tumor, {e['n_notumor']} notumor images"
+                  f"{', each %dx per epoch' % e['repeat'] if e.get('repeat', 1) > 1 else ''})." for e in meta.data.get("extra_train") or []),
         "No model hub is reachable where it was trained: the network starts from random weights (no ImageNet pre-training).",
         recipe or f"Recipe: {meta.model.name}, {t.get('epochs')} epochs, AdamW lr {t.get('lr')}, weight decay {t.get('weight_decay')}, cosine schedule, "
         f"label smoothing {t.get('label_smoothing')}, class-weighted loss, brain crop, augmentation {json.dumps(t.get('augment'))}.",
