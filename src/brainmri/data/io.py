@@ -7,6 +7,7 @@ orientation. Zero-byte, truncated, corrupt or over-large images raise :class:`Im
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 from pathlib import Path
 
@@ -71,8 +72,9 @@ def _decode(fp, name: str, max_pixels: int) -> np.ndarray:
         raise ImageReadError(name, f"refused as a possible decompression bomb ({exc})") from None
     except UnidentifiedImageError:
         raise ImageReadError(name, "not a recognised image format (content is not JPEG/PNG/BMP/TIFF)") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageReadError(name, f"corrupt or truncated image ({exc})") from None
+    except (OSError, SyntaxError, ValueError, EOFError, TypeError, KeyError, IndexError, struct.error) as exc:
+        # Pillow's plugins signal malformed headers with any of these (TIFF: TypeError "Missing dimensions")
+        raise ImageReadError(name, f"corrupt or truncated image ({exc or type(exc).__name__})") from None
     except MemoryError:
         raise ImageReadError(name, "image too large to decode") from None
 
