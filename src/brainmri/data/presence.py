@@ -55,7 +55,8 @@ def load_extra_sources(specs: list[str], class_names: list[str], seed: int = 42,
 
     Returns:
         samples (split ``train``) and one summary per source, ``{"source", "label", "n_tumor",
-        "n_notumor"}``, for the checkpoint metadata.
+        "n_notumor", "repeat", "files"}`` (``files``: :func:`file_key` of every picked image), for
+        the checkpoint metadata.
     """
     if int(repeat) < 1:
         raise ConfigError(f"data.extra_repeat={repeat!r} must be a whole number >= 1")

@@ -183,8 +183,9 @@ def evaluate_tumor_presence(
 
 def _trained_on_warning(checkpoint, meta, root, paths: list[str]) -> str | None:
     """Why this is not a cross-source test of ``checkpoint``, or ``None``: the data is one of its
-    extra training sources, holds some of their images (matched by folder and file name), or
-    shares a folder with them (other scans of a source it was trained on)."""
+    extra training sources, holds some of their images (matched by dataset/class/file name,
+    :func:`brainmri.data.presence.file_key`), or lies wholly in their class folders (other scans
+    of a source it was trained on)."""
     from brainmri.data.presence import file_key
 
     extra = (meta.data or {}).get("extra_train") or []
@@ -197,10 +198,9 @@ def _trained_on_warning(checkpoint, meta, root, paths: list[str]) -> str | None:
         k = sum(key in files for key in keys)
         if k:
             return f"{checkpoint} was trained on {k} of these {len(keys)} images (data.extra_train {e['source']}): this is not a cross-source test"
-    folder_of = lambda key: key.rsplit("/", 1)[0]  # noqa: E731  (dataset/class folder of a key)
     for e in extra:
-        folders = {folder_of(f) for f in e.get("files") or []}
-        if keys and all(folder_of(k) in folders for k in keys):
+        folders = {f.rsplit("/", 1)[0] for f in e.get("files") or []}  # dataset/class
+        if keys and all(k.rsplit("/", 1)[0] in folders for k in keys):
             return (f"{checkpoint} was trained on other images of this source (data.extra_train {e['source']}): "
                     "none of these images, but not a cross-source test either")
     return None

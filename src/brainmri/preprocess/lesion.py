@@ -42,7 +42,7 @@ def brain_mask(img: np.ndarray, level: float = 0.08) -> np.ndarray:
     return filled.astype(bool)
 
 
-def _smooth_noise(rng: random.Random, shape: tuple[int, int], scale: int) -> np.ndarray:
+def smooth_noise(rng: random.Random, shape: tuple[int, int], scale: int) -> np.ndarray:
     """Smooth random field in [-1, 1]: coarse Gaussian noise upsampled bicubically."""
     h, w = shape
     coarse = np.random.default_rng(rng.getrandbits(32)).standard_normal((max(2, h // scale), max(2, w // scale))).astype(np.float32)
@@ -97,7 +97,7 @@ def synthesize_lesion(img: np.ndarray, rng: random.Random | None = None, margin:
     lo, hi = float(np.percentile(brain_vals, 5)), float(np.percentile(brain_vals, 99))
     bright = rng.random() < 0.6
     target = rng.uniform(max(tissue + 0.2, hi - 0.1), 1.0) if bright else rng.uniform(0.02, max(0.03, min(lo + 0.1, tissue - 0.2)))
-    texture = _smooth_noise(rng, (h, w), max(2, int(r / 3))) * rng.uniform(0.03, 0.15)
+    texture = smooth_noise(rng, (h, w), max(2, int(r / 3))) * rng.uniform(0.03, 0.15)
     lesion = np.clip(target + texture, 0, 1)
 
     edge = rng.uniform(0.08, 0.3)  # soft (infiltrative) or sharp (well-circumscribed) margin
@@ -111,7 +111,7 @@ def synthesize_lesion(img: np.ndarray, rng: random.Random | None = None, margin:
     if rng.random() < 0.5:  # peritumoral edema: a fainter halo beyond the outline
         reach = rng.uniform(1.4, 2.2)
         halo = np.clip((reach - d) / (reach - 1.0), 0, 1) * (1 - core)
-        halo *= (0.6 + 0.4 * _smooth_noise(rng, (h, w), max(2, int(r / 2))))
+        halo *= (0.6 + 0.4 * smooth_noise(rng, (h, w), max(2, int(r / 2))))
         sign = 1.0 if rng.random() < 0.7 else -1.0
         out = out + sign * rng.uniform(0.1, 0.3) * np.clip(halo, 0, 1)
     out = np.where(mask, np.clip(out, 0, 1), original)  # the head outline and background never move

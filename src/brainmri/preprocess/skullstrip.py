@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from brainmri.config import PreprocessConfig
-from brainmri.preprocess.lesion import _smooth_noise, brain_mask
+from brainmri.preprocess.lesion import smooth_noise, brain_mask
 from brainmri.preprocess.pipeline import prepare_image
 
 
@@ -33,7 +33,7 @@ def strip_skull(img: np.ndarray, cfg: PreprocessConfig, rng: random.Random | Non
         return None
     size = float(np.sqrt(mask.sum()))
     dist = cv2.distanceTransform(np.pad(mask.astype(np.uint8), 1), cv2.DIST_L2, 5)[1:-1, 1:-1]
-    depth = rng.uniform(0.04, 0.10) * size * (1.0 + 0.25 * _smooth_noise(rng, (h, w), max(4, h // 6)))
+    depth = rng.uniform(0.04, 0.10) * size * (1.0 + 0.25 * smooth_noise(rng, (h, w), max(4, h // 6)))
     inner = (dist > depth).astype(np.uint8)
     n, lab, stats, _ = cv2.connectedComponentsWithStats(inner, connectivity=8)
     if n <= 1:
