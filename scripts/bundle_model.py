@@ -30,7 +30,7 @@ import torch
 
 import brainmri
 from brainmri.checkpoint import load_checkpoint, save_checkpoint
-from brainmri.evaluation.cross_source import _wilson, evaluate_tumor_presence
+from brainmri.evaluation.cross_source import wilson_interval, evaluate_tumor_presence
 from brainmri.evaluation.evaluate import evaluate_checkpoint
 from brainmri.evaluation.metrics import roc_auc
 
@@ -151,7 +151,7 @@ def cross_fit(specs: list[str]) -> dict | None:
             raise SystemExit(f"error: --cross-fit {spec!r}: {r['warning']}")
         folds.append({"checkpoint": ckpt, "fold": csv, **r["tumor_called_tumor"]})
     k, n = sum(f["count"] for f in folds), sum(f["n"] for f in folds)
-    return {"folds": folds, "n": n, "count": k, "rate": k / n, "ci95": _wilson(k, n)}
+    return {"folds": folds, "n": n, "count": k, "rate": k / n, "ci95": wilson_interval(k, n)}
 
 
 def _rate(v: dict | None) -> str:

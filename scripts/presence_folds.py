@@ -29,7 +29,7 @@ from brainmri.config import DataConfig
 from brainmri.data.audit import DEFAULT_THRESHOLD, near_duplicate_groups
 from brainmri.data.datasets import load_dataset
 from brainmri.errors import BrainMRIError
-from brainmri.evaluation.cross_source import _seen_mask
+from brainmri.evaluation.cross_source import near_duplicate_mask
 
 
 def assign_folds(groups: np.ndarray, labels: np.ndarray, k: int, seed: int) -> np.ndarray:
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         names = ["yes" if index.class_names[s.label] == "tumor" else "no" for s in index.samples]
         keep = np.array([n in args.labels.split(",") for n in names])
         if args.reference:
-            seen, summary = _seen_mask(index, args.reference, args.threshold)
+            seen, summary = near_duplicate_mask(index, args.reference, args.threshold)
             print(f"left out {int((seen & keep).sum())} scans with a near-duplicate in {args.reference}")
             keep &= ~seen
         groups = near_duplicate_groups(index, args.threshold)

@@ -8,7 +8,7 @@ import torch
 from brainmri.checkpoint import CheckpointMeta, save_checkpoint
 from brainmri.config import ModelConfig, PreprocessConfig
 from brainmri.data.synthetic import make_phantom_dataset
-from brainmri.evaluation.cross_source import _wilson, evaluate_tumor_presence
+from brainmri.evaluation.cross_source import wilson_interval, evaluate_tumor_presence
 from brainmri.models import create_model
 
 CLASSES = ["glioma", "meningioma", "notumor", "pituitary"]
@@ -35,11 +35,11 @@ def checkpoint(tmp_path):
 
 
 def test_wilson_interval_contains_rate_and_narrows():
-    lo, hi = _wilson(45, 50)
+    lo, hi = wilson_interval(45, 50)
     assert lo < 0.9 < hi
-    lo2, hi2 = _wilson(450, 500)
+    lo2, hi2 = wilson_interval(450, 500)
     assert hi2 - lo2 < hi - lo
-    assert _wilson(0, 10)[0] == 0.0
+    assert wilson_interval(0, 10)[0] == 0.0
 
 
 @pytest.mark.parametrize("k,expect_tumor_rate,expect_healthy_rate", [(0, 1.0, 0.0), (2, 0.0, 1.0)])

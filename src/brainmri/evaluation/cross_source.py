@@ -26,7 +26,7 @@ from brainmri.config import DataConfig
 from brainmri.errors import ConfigError
 
 
-def _wilson(k: int, n: int, z: float = 1.96) -> list[float]:
+def wilson_interval(k: int, n: int, z: float = 1.96) -> list[float]:
     """95% Wilson score interval for a proportion k/n."""
     if n == 0:
         return [float("nan"), float("nan")]
@@ -39,7 +39,7 @@ def _wilson(k: int, n: int, z: float = 1.96) -> list[float]:
 
 def _rate(hits: np.ndarray) -> dict:
     k, n = int(hits.sum()), int(hits.size)
-    return {"n": n, "count": k, "rate": (k / n) if n else None, "ci95": _wilson(k, n)}
+    return {"n": n, "count": k, "rate": (k / n) if n else None, "ci95": wilson_interval(k, n)}
 
 
 def is_nifti(path: str | Path) -> bool:
@@ -59,7 +59,7 @@ def _nifti_images(path: str | Path, meta, axis: str, slices: str) -> tuple[list[
     return [prepare_image(img, meta.preprocess) for img in vol.images], [f"{p}#slice{i}" for i in vol.indices]
 
 
-def _seen_mask(index, reference: str | Path, threshold: int) -> tuple[np.ndarray, dict]:
+def near_duplicate_mask(index, reference: str | Path, threshold: int) -> tuple[np.ndarray, dict]:
     """True for every sample of ``index`` with a pHash near-duplicate (distance <= ``threshold``)
     in the dataset at ``reference``; and a summary of the check."""
     from brainmri.data.datasets import load_dataset
@@ -88,7 +88,7 @@ def _folder_images(root, meta, assume_label, cache_dir, exclude_seen, threshold)
     if exclude_seen:
         from brainmri.data.audit import DEFAULT_THRESHOLD
 
-        seen, excluded = _seen_mask(index, exclude_seen, DEFAULT_THRESHOLD if threshold is None else threshold)
+        seen, excluded = near_duplicate_mask(index, exclude_seen, DEFAULT_THRESHOLD if threshold is None else threshold)
         if assume_label is None:
             excluded["by_label"] = {c: int(sum(1 for s, x in zip(index.samples, seen) if x and index.class_names[s.label] == c)) for c in index.class_names}
         index = replace(index, samples=[s for s, x in zip(index.samples, seen) if not x])
