@@ -107,3 +107,25 @@ def test_a_fold_of_a_trained_source_is_flagged_by_file_names_not_only_by_folder(
     other_source = ["/x/another-set/yes/Y7.jpg"]
     assert _trained_on_warning("m.safetensors", meta, "other", other_source) is None
     assert _trained_on_warning("m.safetensors", SimpleNamespace(data={}), "other", held_out) is None
+
+
+def test_a_labelled_flat_folder_is_every_image_below_it(tmp_path, monkeypatch):
+    # e.g. the slices scripts/volume_slices.py writes: no class folders, no CSV
+    src = make_phantom_dataset(tmp_path / "src", layout="flat", class_names=("a",), n_per_class=3, size=32, seed=4,
+                              formats=("png",)) / "a"
+    flat = tmp_path / "home" / "slices" / "vol"
+    flat.mkdir(parents=True)
+    for i, p in enumerate(sorted(src.iterdir())):
+        (flat / f"vol_axial_{i:03d}{p.suffix}").write_bytes(p.read_bytes())
+    (flat / "notes.txt").write_text("not an image")
+    (flat / ".hidden.png").write_bytes(b"junk")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    samples, summary = load_extra_sources(["~/slices/vol=notumor"], TUMOR4, repeat=2)
+    assert len(samples) == 6 and {s.label for s in samples} == {TUMOR4.index("notumor")}
+    assert summary[0]["source"] == str(flat) and summary[0]["n_notumor"] == 3
+    assert summary[0]["files"] == [f"slices/vol/vol_axial_{i:03d}.png" for i in range(3)]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "readme.md").write_text("x")
+    with pytest.raises(ConfigError, match="no image files under"):
+        load_extra_sources([f"{empty}=notumor"], TUMOR4)

@@ -21,6 +21,7 @@ import numpy as np
 
 from brainmri.config import DataConfig
 from brainmri.data.datasets import Sample, load_dataset
+from brainmri.data.io import is_hidden, is_image_name
 from brainmri.errors import ConfigError
 from brainmri.preprocess.lesion import PRESENCE
 
@@ -67,21 +68,33 @@ def load_extra_sources(specs: list[str], class_names: list[str], seed: int = 42,
     summary: list[dict] = []
     for spec in specs:
         root, label = parse_spec(spec)
+        root = str(Path(root).expanduser())
         if not Path(root).exists():
             raise ConfigError(f"data.extra_train {spec!r}: {root} does not exist")
-        cfg = DataConfig(root=root, split="stratified", val_ratio=0.0, test_ratio=0.0, seed=seed, preset=None if label else "tumor2")
-        index = load_dataset(cfg)
-        if index.arrays is not None:
-            raise ConfigError(f"data.extra_train {spec!r}: extra sources are image folders or CSV files, not NPZ arrays")
-        picked = index.samples
+        picked = _read_source(spec, root, label, seed)
         if max_per_source is not None and len(picked) > max_per_source:
             order = np.random.default_rng(seed).permutation(len(picked))[:max_per_source]
             picked = [picked[i] for i in sorted(order)]
         n = {"tumor": 0, "notumor": 0}
-        for s in picked:
-            kind = label or index.class_names[s.label]
+        for s, kind in picked:
             n[kind] += 1
             samples.extend([Sample(path=s.path, label=PRESENCE if kind == "tumor" else healthy, split="train", index=s.index)] * int(repeat))
         summary.append({"source": str(root), "label": label or "folders", "n_tumor": n["tumor"], "n_notumor": n["notumor"], "repeat": int(repeat),
-                        "files": sorted({file_key(s.path) for s in picked})})
+                        "files": sorted({file_key(s.path) for s, _ in picked})})
     return samples, summary
+
+
+def _read_source(spec: str, root: str, label: str | None, seed: int) -> list[tuple[Sample, str]]:
+    """``(sample, "tumor" | "notumor")`` for every image of one source. With a LABEL, a folder is
+    every image file below it, whatever its layout (e.g. the slices ``scripts/volume_slices.py``
+    writes); without one, folders and CSVs are read with the ``tumor2`` preset."""
+    if label and Path(root).is_dir():
+        files = sorted(f for f in Path(root).rglob("*") if f.is_file() and is_image_name(f) and not is_hidden(f.relative_to(root)))
+        if not files:
+            raise ConfigError(f"data.extra_train {spec!r}: no image files under {root}")
+        return [(Sample(path=str(f), label=-1), label) for f in files]
+    cfg = DataConfig(root=root, split="stratified", val_ratio=0.0, test_ratio=0.0, seed=seed, preset=None if label else "tumor2")
+    index = load_dataset(cfg)
+    if index.arrays is not None:
+        raise ConfigError(f"data.extra_train {spec!r}: extra sources are image folders or CSV files, not NPZ arrays")
+    return [(s, label or index.class_names[s.label]) for s in index.samples]

@@ -1,0 +1,96 @@
+"""Write the slices of a NIfTI volume as PNG files, to train on them as an extra source.
+
+``data.extra_train`` reads image folders; this turns a volume into one, with the same slice
+selection and intensity window as ``brainmri predict`` / ``evaluate`` use for volumes
+(``brainmri.inference.nifti.read_nifti``), so a model trains on exactly what it will be shown.
+Slices whose head covers less than ``--min-foreground`` of the frame (the first and last
+slices, nearly empty) are skipped. Train on them with ``--extra-train OUT=notumor`` (a healthy
+volume) and the volume is no longer a cross-source test of that model.
+
+The PNGs are data derived from the volume: write them outside the repository (the default is
+``~/.cache/brainmri/slices/<volume name>``); the script refuses a folder inside a git checkout.
+
+    python scripts/volume_slices.py ../shared/datasets/nifti/M2307_T2.nii.gz --slices middle:100
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from brainmri.errors import BrainMRIError
+from brainmri.inference.nifti import check_slices_spec, read_nifti
+
+DEFAULT_ROOT = Path.home() / ".cache" / "brainmri" / "slices"
+
+
+def volume_name(path: Path) -> str:
+    """``M2307_T2.nii.gz`` -> ``M2307_T2``."""
+    name = path.name
+    for suffix in (".nii.gz", ".nii"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+def inside_git_checkout(path: Path) -> Path | None:
+    """The checkout ``path`` lies in (a parent holding ``.git``), or None."""
+    for parent in [path.resolve(), *path.resolve().parents]:
+        if (parent / ".git").exists():
+            return parent
+    return None
+
+
+def foreground_fraction(img: np.ndarray) -> float:
+    """Share of the frame brighter than a tenth of the slice's maximum."""
+    top = float(img.max())
+    return float((img > 0.1 * top).mean()) if top > 0 else 0.0
+
+
+def write_slices(volume: Path, out: Path, axis: str = "axial", slices: str = "middle:80", min_foreground: float = 0.05) -> list[Path]:
+    """Write the selected slices of ``volume`` under ``out`` as ``<name>_<axis>_<index>.png``."""
+    sel = read_nifti(volume.read_bytes(), str(volume), axis=axis, slices=slices)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for idx, img in zip(sel.indices, sel.images):
+        if foreground_fraction(img) < min_foreground:
+            continue
+        p = out / f"{volume_name(volume)}_{axis}_{idx:03d}.png"
+        if not cv2.imwrite(str(p), img):
+            raise BrainMRIError(f"{p}: could not write the slice image")
+        written.append(p)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("volume", type=Path, help=".nii or .nii.gz volume")
+    ap.add_argument("--out", type=Path, default=None, help=f"folder for the PNGs (default: {DEFAULT_ROOT}/<volume name>)")
+    ap.add_argument("--axis", default="axial", help="axial | coronal | sagittal")
+    ap.add_argument("--slices", default="middle:80", help="middle, middle:K, all, A:B, A:B:STEP or N (as in brainmri predict)")
+    ap.add_argument("--min-foreground", type=float, default=0.05, help="skip slices whose head covers less of the frame")
+    args = ap.parse_args(argv)
+    out = args.out or DEFAULT_ROOT / volume_name(args.volume)
+    try:
+        check_slices_spec(args.slices)
+        repo = inside_git_checkout(out)
+        if repo is not None:
+            raise BrainMRIError(f"{out} is inside the git checkout {repo}: write data derived from a dataset outside the repository")
+        if not args.volume.is_file():
+            raise BrainMRIError(f"{args.volume}: no such file")
+        written = write_slices(args.volume, out, axis=args.axis, slices=args.slices, min_foreground=args.min_foreground)
+    except BrainMRIError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not written:
+        print(f"error: {args.volume}: no slice of the selection has a head in it (--slices {args.slices})", file=sys.stderr)
+        return 2
+    print(f"wrote {len(written)} slices of {args.volume} to {out} (train on them: --extra-train {out}=notumor)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
