@@ -22,18 +22,9 @@ import cv2
 import numpy as np
 
 from brainmri.errors import BrainMRIError
-from brainmri.inference.nifti import check_slices_spec, read_nifti
+from brainmri.inference.nifti import check_slices_spec, read_nifti, volume_name
 
 DEFAULT_ROOT = Path.home() / ".cache" / "brainmri" / "slices"
-
-
-def volume_name(path: Path) -> str:
-    """``M2307_T2.nii.gz`` -> ``M2307_T2``."""
-    name = path.name
-    for suffix in (".nii.gz", ".nii"):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return path.stem
 
 
 def inside_git_checkout(path: Path) -> Path | None:

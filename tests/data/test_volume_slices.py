@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from brainmri.data.io import read_image
+from brainmri.inference.nifti import volume_name
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "volume_slices.py"
 
@@ -55,6 +56,5 @@ def test_refuses_a_folder_inside_a_git_checkout_and_names_a_missing_volume(tmp_p
 
 
 def test_volume_name_drops_the_nifti_suffix():
-    mod = _load()
-    assert mod.volume_name(Path("a/M2307_T2.nii.gz")) == "M2307_T2"
-    assert mod.volume_name(Path("b.nii")) == "b"
+    assert volume_name(Path("a/M2307_T2.nii.gz")) == "M2307_T2"
+    assert volume_name("b.NII") == "b"

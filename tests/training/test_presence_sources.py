@@ -107,6 +107,12 @@ def test_a_fold_of_a_trained_source_is_flagged_by_file_names_not_only_by_folder(
     other_source = ["/x/another-set/yes/Y7.jpg"]
     assert _trained_on_warning("m.safetensors", meta, "other", other_source) is None
     assert _trained_on_warning("m.safetensors", SimpleNamespace(data={}), "other", held_out) is None
+    # a volume whose slices (scripts/volume_slices.py) were trained on; another volume is not flagged
+    meta = SimpleNamespace(data={"extra_train": [{"source": "~/.cache/brainmri/slices/M2307_T2",
+                                                  "files": ["slices/M2307_T2/M2307_T2_axial_016.png", "slices/M2307_T2/M2307_T2_axial_017.png"]}]})
+    vol = "/data/nifti/M2307_T2.nii.gz"
+    assert "trained on 2 slices of this volume" in _trained_on_warning("m.safetensors", meta, vol, [vol] * 80)
+    assert _trained_on_warning("m.safetensors", meta, "/data/nifti/T1.nii.gz", ["/data/nifti/T1.nii.gz"] * 80) is None
 
 
 def test_a_labelled_flat_folder_is_every_image_below_it(tmp_path, monkeypatch):

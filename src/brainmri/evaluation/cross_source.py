@@ -187,6 +187,7 @@ def _trained_on_warning(checkpoint, meta, root, paths: list[str]) -> str | None:
     :func:`brainmri.data.presence.file_key`), or lies wholly in their class folders (other scans
     of a source it was trained on)."""
     from brainmri.data.presence import file_key
+    from brainmri.inference.nifti import volume_name
 
     extra = (meta.data or {}).get("extra_train") or []
     for e in extra:
@@ -198,6 +199,13 @@ def _trained_on_warning(checkpoint, meta, root, paths: list[str]) -> str | None:
         k = sum(key in files for key in keys)
         if k:
             return f"{checkpoint} was trained on {k} of these {len(keys)} images (data.extra_train {e['source']}): this is not a cross-source test"
+    if str(root).lower().endswith((".nii", ".nii.gz")):
+        vol = volume_name(root)
+        for e in extra:  # slices written by scripts/volume_slices.py: <...>/<volume>/<volume>_<axis>_<index>.png
+            n = sum(f.split("/")[-2:-1] == [vol] and f.rsplit("/", 1)[-1].startswith(vol + "_") for f in e.get("files") or [])
+            if n:
+                return (f"{checkpoint} was trained on {n} slices of this volume (data.extra_train {e['source']}): "
+                        "this is not a cross-source test")
     for e in extra:
         folders = {f.rsplit("/", 1)[0] for f in e.get("files") or []}  # dataset/class
         if keys and all(k.rsplit("/", 1)[0] in folders for k in keys):

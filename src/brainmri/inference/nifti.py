@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -36,6 +37,15 @@ class NiftiSlices:
     images: list[np.ndarray]
     indices: list[int]
     info: dict[str, Any] = field(default_factory=dict)
+
+
+def volume_name(path: str | Path) -> str:
+    """``M2307_T2.nii.gz`` -> ``M2307_T2`` (the file name without ``.nii`` / ``.nii.gz``)."""
+    name = Path(path).name
+    for suffix in (".nii.gz", ".nii"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return Path(name).stem
 
 
 def parse_axis(axis: str | int) -> int:
