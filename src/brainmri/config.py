@@ -88,6 +88,7 @@ class DataConfig:
     extra_train: list[str] | None = None  # training-only tumor-presence sources: "PATH" (yes/no folders) or "PATH=notumor|tumor" (brainmri.data.presence)
     extra_max_per_source: int | None = None  # at most this many images from each extra source (seeded pick)
     extra_repeat: int = 1  # each extra image this many times per epoch (a small tumor source among thousands of scans)
+    extra_lesions: bool = True  # paste augment.lesion's synthetic lesions into extra healthy scans too (false: only into the main set's)
 
 
 @dataclass

@@ -86,6 +86,17 @@ def test_dataset_relabels_healthy_scans_with_a_lesion_as_presence():
     assert torch.equal(ds[1][0], plain[1][0])  # tumor scans are untouched
 
 
+def test_scans_listed_as_no_lesion_stay_healthy():
+    # data.extra_lesions: false -> the extra healthy sources' scans are never given a lesion
+    labels = [2, 2, 2]
+    images = [healthy(64, i) for i in range(3)]
+    ds = ImageDataset(_Prepared(images, labels), PreprocessConfig(image_size=64), lesion=1.0, healthy_label=2,
+                      no_lesion=frozenset({"img1.png"}))
+    plain = ImageDataset(_Prepared(images, labels), PreprocessConfig(image_size=64))
+    assert [ds[i][1] for i in range(3)] == [PRESENCE, 2, PRESENCE]
+    assert torch.equal(ds[1][0], plain[1][0])
+
+
 def test_dataset_refuses_lesions_without_a_healthy_class():
     with pytest.raises(ConfigError, match="notumor"):
         ImageDataset(_Prepared([healthy(64)], [0]), PreprocessConfig(image_size=64), lesion=0.5, healthy_label=None)

@@ -80,8 +80,10 @@ def test_run_with_extra_source_and_lesions_records_them_and_flags_the_source(tin
     cfg.data.extra_train = [str(yn)]
     cfg.data.balanced_sampler = True
     cfg.augment.lesion = 0.5
+    cfg.data.extra_lesions = False
     result = run_training(cfg, progress=False)
     _, meta = load_checkpoint(result.checkpoint)
+    assert meta.data["extra_lesions"] is False
     (recorded,) = meta.data["extra_train"]
     assert {k: v for k, v in recorded.items() if k != "files"} == {"source": str(yn), "label": "folders", "n_tumor": 6, "n_notumor": 6, "repeat": 1}
     assert len(recorded["files"]) == 12 and all(f.startswith("yn/") for f in recorded["files"])  # dataset/class/file

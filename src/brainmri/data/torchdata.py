@@ -110,7 +110,8 @@ class ImageDataset(Dataset):
     With ``lesion > 0``, a scan labelled ``healthy_label`` gets, with that probability, a
     synthetic lesion (:func:`brainmri.preprocess.lesion.synthesize_lesion`, before the other
     augmentations) and the label :data:`~brainmri.preprocess.lesion.PRESENCE` ("some tumor");
-    ``lesion_margin`` keeps lesion centres that fraction of the head's size inside its outline.
+    ``lesion_margin`` keeps lesion centres that fraction of the head's size inside its outline;
+    scans whose path is in ``no_lesion`` (e.g. extra healthy sources, ``data.extra_lesions: false``) never get one.
     With ``skull_strip > 0``, any scan loses scalp and skull with that probability (first, so a
     lesion goes inside the stripped brain; :func:`brainmri.preprocess.skullstrip.strip_skull`).
     """
@@ -118,6 +119,7 @@ class ImageDataset(Dataset):
     def __init__(
         self, prepared: PreparedImages, cfg: PreprocessConfig, augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
         lesion: float = 0.0, healthy_label: int | None = None, lesion_margin: float = 0.0, skull_strip: float = 0.0,
+        no_lesion: frozenset[str] = frozenset(),
     ):
         if lesion and healthy_label is None:
             raise ConfigError("augment.lesion needs a healthy class to paste lesions into (a 'notumor' class); this class set has none")
@@ -128,6 +130,7 @@ class ImageDataset(Dataset):
         self.healthy_label = healthy_label
         self.lesion_margin = lesion_margin
         self.skull_strip = skull_strip
+        self.no_lesion = no_lesion
 
     def __len__(self) -> int:
         return len(self.prepared)
@@ -139,7 +142,8 @@ class ImageDataset(Dataset):
             stripped = strip_skull(arr, self.cfg, random)
             if stripped is not None:
                 arr = stripped
-        if self.lesion and label == self.healthy_label and random.random() < self.lesion:
+        if (self.lesion and label == self.healthy_label and random.random() < self.lesion
+                and self.prepared.samples[i].path not in self.no_lesion):
             pasted = synthesize_lesion(arr, random, margin=self.lesion_margin)
             if pasted is not None:
                 arr, label = pasted, PRESENCE

@@ -123,8 +123,9 @@ def run_training(cfg: RunConfig, resume: str | Path | None = None, progress: boo
     val_images = PreparedImages(index.split("val"), cfg.preprocess, cache_dir, index.arrays, d.max_pixels)
     num_classes = len(index.class_names)
     healthy = index.class_names.index("notumor") if "notumor" in index.class_names else None
+    no_lesion = frozenset(s.path for s in extra_samples) if d.extra_train and not d.extra_lesions else frozenset()
     train_ds = ImageDataset(train_images, cfg.preprocess, build_augment(cfg.augment), cfg.augment.lesion, healthy, cfg.augment.lesion_margin,
-                            cfg.augment.skull_strip)
+                            cfg.augment.skull_strip, no_lesion=no_lesion)
     val_ds = ImageDataset(val_images, cfg.preprocess)
     sampler = None
     if d.balanced_sampler:
@@ -160,7 +161,7 @@ def run_training(cfg: RunConfig, resume: str | Path | None = None, progress: boo
             model=cfg.model, class_names=index.class_names, preprocess=cfg.preprocess, task=d.preset or "custom",
             train={**to_dict(t), "augment": to_dict(cfg.augment)},
             data={"root": str(d.root), "fingerprint": fingerprint, "counts": counts, "split": d.split, "seed": d.seed, "extra_train": extra,
-                  "unreadable": len(train_images.failures) + len(val_images.failures)},
+                  "extra_lesions": d.extra_lesions, "unreadable": len(train_images.failures) + len(val_images.failures)},
             metrics=metrics, versions=library_versions(),
         )
 
