@@ -98,6 +98,23 @@ def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
     assert main(["train", "--resume", str(tmp_path)]) == 2
 
 
+def test_dry_run_lists_the_data_and_extra_sources_and_names_a_bad_one(phantom_split, tmp_path, capsys):
+    from brainmri.cli.main import main
+
+    healthy = tmp_path / "healthy"
+    healthy.mkdir()
+    for p in sorted((phantom_split / "Training" / "notumor").iterdir())[:3]:
+        (healthy / p.name).write_bytes(p.read_bytes())
+    assert main(["train", "--data", str(phantom_split), "--extra-train", f"{healthy}=notumor", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "test 24" in out and f"extra source: {healthy} (0 tumor, 3 notumor, 1x per epoch)" in out
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["train", "--data", str(phantom_split), "--extra-train", f"{empty}=notumor", "--dry-run"]) == 2
+    assert f"no image files under {empty}" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
 def test_ddp_on_two_cpu_processes(phantom_split, tmp_path):
     out = tmp_path / "runs"
     res = subprocess.run(_train_cmd(phantom_split, out, "--epochs", "1", "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp"),

@@ -65,7 +65,7 @@ def register(subparsers) -> None:
     p.add_argument("--lesion", type=float, default=None, help="probability of a synthetic lesion in a healthy training scan (augment.lesion)")
     p.add_argument("--deterministic", action="store_true", default=None, help="deterministic algorithms (slower)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last completed epoch")
-    p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved config, check that the dataset and extra sources can be listed (decodes no image), and exit")
     p.set_defaults(func=run)
 
 
@@ -101,12 +101,29 @@ def build_config(args) -> RunConfig:
     return validate(cfg)
 
 
+def _data_check(cfg) -> list[str]:
+    """What ``--dry-run`` checks beyond the config: the dataset and every extra source can be
+    listed (no image is decoded). Raises the same clear errors a real run would."""
+    from brainmri.data.datasets import load_dataset
+
+    index = load_dataset(cfg.data)
+    lines = [f"data: {cfg.data.root}: " + "; ".join(f"{split} {sum(c.values())}" for split, c in index.counts().items())]
+    if cfg.data.extra_train:
+        from brainmri.data.presence import load_extra_sources
+
+        _, extra = load_extra_sources(cfg.data.extra_train, index.class_names, cfg.data.seed, cfg.data.extra_max_per_source, cfg.data.extra_repeat)
+        lines += [f"extra source: {e['source']} ({e['n_tumor']} tumor, {e['n_notumor']} notumor, {e['repeat']}x per epoch)" for e in extra]
+    return lines
+
+
 def run(args) -> int:
     cfg = build_config(args)
     if args.dry_run:
         from brainmri.config import to_dict
 
         print(json.dumps(to_dict(cfg), indent=2))
+        for line in _data_check(cfg):
+            print(line)
         return 0
     from brainmri.training import run_training
 
