@@ -97,6 +97,36 @@ def test_validation_names_the_field(section: str, field: str, value, match: str)
         validate(cfg)
 
 
+@pytest.mark.parametrize(
+    "data,match",
+    [
+        ({"train": {"epochs": "many"}}, r"train\.epochs='many' must be a whole number"),
+        ({"train": {"epochs": 2.5}}, r"train\.epochs=2\.5 must be a whole number"),
+        ({"data": {"extra_lesions": "maybe"}}, r"data\.extra_lesions='maybe' must be true/false"),
+        ({"augment": {"lesion": True}}, r"augment\.lesion=True must be a number"),
+        ({"train": {"lr": "fast"}}, r"train\.lr='fast' must be a number"),
+        ({"data": {"extra_train": {"a": 1}}}, r"data\.extra_train=.* must be a list of text or null"),
+        ({"preprocess": {"percentile_clip": [1, 2, 3]}}, r"preprocess\.percentile_clip=.* must be a list of 2 numbers or null"),
+        ({"model": {"name": None}}, r"model\.name must not be empty"),
+        ({"data": {"seed": [1]}}, r"data\.seed=\[1\] must be a whole number"),
+    ],
+)
+def test_yaml_values_of_the_wrong_type_are_named(data: dict, match: str) -> None:
+    # YAML parses anything; a string where a number or true/false belongs must not pass silently
+    with pytest.raises(ConfigError, match=match):
+        load_run_config(data=data)
+
+
+def test_yaml_values_are_coerced_where_unambiguous() -> None:
+    cfg = load_run_config(data={"train": {"epochs": 10.0, "lr": 1, "precision": 32, "devices": 2, "unfreeze": 3},
+                                "preprocess": {"percentile_clip": [1, 99]}, "data": {"extra_train": "x=tumor", "extra_lesions": False}})
+    assert cfg.train.epochs == 10 and isinstance(cfg.train.epochs, int)
+    assert cfg.train.lr == 1.0 and isinstance(cfg.train.lr, float)
+    assert (cfg.train.precision, cfg.train.devices, cfg.train.unfreeze) == ("32", "2", "3")
+    assert cfg.preprocess.percentile_clip == (1.0, 99.0)
+    assert cfg.data.extra_train == ["x=tumor"] and cfg.data.extra_lesions is False
+
+
 def test_ratios_and_epochs_combined() -> None:
     cfg = RunConfig(data=DataConfig(val_ratio=0.5, test_ratio=0.5))
     with pytest.raises(ConfigError, match=r"val_ratio \+ data\.test_ratio"):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
+import typing
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -162,6 +164,7 @@ def from_dict(cls: type, data: dict[str, Any] | None, where: str = "") -> Any:
     """Build dataclass ``cls`` from a dict, refusing unknown keys with a clear message."""
     data = dict(data or {})
     known = {f.name: f for f in fields(cls)}
+    hints = typing.get_type_hints(cls)
     unknown = sorted(set(data) - set(known))
     if unknown:
         raise ConfigError(
@@ -176,10 +179,59 @@ def from_dict(cls: type, data: dict[str, Any] | None, where: str = "") -> Any:
         default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
         if is_dataclass(default) and isinstance(value, dict):
             value = from_dict(type(default), value, where=f"{where}{name}.")
-        elif name == "percentile_clip" and value is not None:
-            value = tuple(float(v) for v in value)
+        else:
+            value = _coerce(value, hints[name], where + name)
         kwargs[name] = value
     return cls(**kwargs)
+
+
+def _coerce(value: Any, hint: Any, name: str) -> Any:
+    """``value`` as the field type ``hint`` wants it, or ConfigError naming the field: YAML gives
+    ``epochs: many`` a string and ``extra_lesions: maybe`` a (truthy) string; neither may pass.
+    Numbers written for text fields (``devices: 2``, ``precision: 32``) become text."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)] if isinstance(hint, types.UnionType) else [hint]
+    if value is None:
+        if len(args) < len(typing.get_args(hint)):
+            return None
+        raise ConfigError(f"{name} must not be empty (null)")
+    for want in args:
+        origin = typing.get_origin(want) or want
+        if origin is bool:
+            if isinstance(value, bool):
+                return value
+        elif origin is int:
+            if isinstance(value, int) and not isinstance(value, bool):
+                return value
+            if isinstance(value, float) and value.is_integer() and float not in args:
+                return int(value)  # epochs: 10.0
+        elif origin is float:
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return value if int in args and isinstance(value, int) else float(value)
+        elif origin is str:
+            if isinstance(value, str):
+                return value
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return str(value)
+        elif origin is list:
+            if isinstance(value, str):
+                value = [value]
+            if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+                return list(value)
+        elif origin is dict:
+            if isinstance(value, dict):
+                return {str(k): str(v) for k, v in value.items()}
+        elif origin is tuple:
+            n = len(typing.get_args(want))
+            if isinstance(value, (list, tuple)) and len(value) == n and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+                return tuple(float(v) for v in value)
+    kinds = " or ".join(_type_name(a) for a in args) + (" or null" if len(args) < len(typing.get_args(hint)) else "")
+    raise ConfigError(f"{name}={value!r} must be {kinds}")
+
+
+def _type_name(hint: Any) -> str:
+    origin = typing.get_origin(hint) or hint
+    return {bool: "true/false", int: "a whole number", float: "a number", str: "text", list: "a list of text",
+            dict: "a mapping", tuple: f"a list of {len(typing.get_args(hint))} numbers"}.get(origin, str(hint))
 
 
 def load_run_config(path: str | Path | None = None, data: dict | None = None) -> RunConfig:
