@@ -76,6 +76,17 @@ def test_assume_label_treats_every_image_as_healthy(checkpoint, tmp_path):
     assert 0 <= r["notumor_called_notumor"]["rate"] <= 1
 
 
+def test_a_one_kind_set_without_assume_label_says_how_to_test_it(checkpoint, tmp_path):
+    from brainmri.errors import DatasetError
+
+    data = make_phantom_dataset(tmp_path / "yn", layout="flat", class_names=("yes",), n_per_class=2, size=32, seed=3)
+    csv = tmp_path / "fold.csv"
+    csv.write_text("Image,Class\n" + "".join(f"{p},yes\n" for p in sorted((data / "yes").iterdir())))
+    with pytest.raises(DatasetError, match="class 'notumor' has no images.*pass --assume-label tumor"):
+        evaluate_tumor_presence(checkpoint, csv, cache_dir=None)
+    assert evaluate_tumor_presence(checkpoint, csv, assume_label="tumor", cache_dir=None)["tumor_called_tumor"]["n"] == 2
+
+
 def test_model_without_notumor_is_refused(tmp_path):
     from brainmri.errors import ConfigError
 

@@ -23,7 +23,7 @@ import torch
 
 import brainmri
 from brainmri.config import DataConfig
-from brainmri.errors import ConfigError
+from brainmri.errors import ConfigError, DatasetError
 
 
 def wilson_interval(k: int, n: int, z: float = 1.96) -> list[float]:
@@ -83,7 +83,12 @@ def _folder_images(root, meta, assume_label, cache_dir, exclude_seen, threshold)
     from brainmri.data.datasets import load_dataset
     from brainmri.data.torchdata import PreparedImages
 
-    index = load_dataset(DataConfig(root=str(root), split="stratified", val_ratio=0.0, test_ratio=0.0, preset=None if assume_label else "tumor2"))
+    try:
+        index = load_dataset(DataConfig(root=str(root), split="stratified", val_ratio=0.0, test_ratio=0.0, preset=None if assume_label else "tumor2"))
+    except DatasetError as exc:
+        if assume_label is None and "has no images" in str(exc):
+            raise DatasetError(f"{exc}; a set of one kind only (all tumors or all healthy): pass --assume-label tumor|notumor") from None
+        raise
     excluded = None
     if exclude_seen:
         from brainmri.data.audit import DEFAULT_THRESHOLD
