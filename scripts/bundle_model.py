@@ -52,7 +52,11 @@ def _strip(r: dict) -> dict:
 
 def _source_name(e: dict) -> str:
     """The datasets an extra source's images come from (their recorded dataset/class/file names)."""
-    sets = sorted({f.split("/")[0] for f in e.get("files") or []})
+    files = e.get("files") or []
+    vols = {f.split("/")[-2] for f in files if len(f.split("/")) >= 2}
+    if len(vols) == 1 and all(f.rsplit("/", 1)[-1].startswith(next(iter(vols)) + "_") for f in files):
+        return f"slices of the NIfTI volume {next(iter(vols))} (scripts/volume_slices.py)"
+    sets = sorted({f.split("/")[0] for f in files})
     return f"{', '.join(sets)} (listed in {e['source']})" if sets and not Path(e["source"]).is_dir() else str(e["source"])
 
 

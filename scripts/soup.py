@@ -19,6 +19,7 @@ from brainmri.checkpoint import load_checkpoint, save_checkpoint
 from brainmri.data.datasets import load_dataset
 from brainmri.data.torchdata import PreparedImages
 from brainmri.errors import BrainMRIError
+from brainmri.evaluation.evaluate import predict_logits
 from brainmri.training.train import finalize_checkpoint, load_config_for_resume
 
 
@@ -27,6 +28,17 @@ def interpolate(a: torch.nn.Module, b: torch.nn.Module, alpha: float) -> dict[st
     if sa.keys() != sb.keys() or any(sa[k].shape != sb[k].shape for k in sa):
         raise BrainMRIError("the two checkpoints are not the same architecture")
     return {k: ((1 - alpha) * sa[k].float() + alpha * sb[k].float()).to(sb[k].dtype) if sb[k].is_floating_point() else sb[k] for k in sb}
+
+
+def val_metrics(model: torch.nn.Module, meta, val: PreparedImages) -> dict[str, float]:
+    """Validation accuracy and macro F1 of ``model`` (torchmetrics)."""
+    from torchmetrics.functional.classification import multiclass_accuracy, multiclass_f1_score
+
+    with torch.inference_mode():
+        pred = torch.from_numpy(predict_logits(model, meta, val.images)).argmax(1)
+    labels, k = torch.tensor(val.labels), len(meta.class_names)
+    return {"val_acc": float(multiclass_accuracy(pred, labels, k, average="micro")),
+            "val_macro_f1": float(multiclass_f1_score(pred, labels, k, average="macro"))}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,13 +55,14 @@ def main(argv: list[str] | None = None) -> int:
         mb, meta = load_checkpoint(args.b)
         mb.load_state_dict(interpolate(ma, mb, args.alpha))
         meta.extra = {**(meta.extra or {}), "soup": {"a": str(args.a), "b": str(args.b), "alpha": args.alpha}}
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        save_checkpoint(out, mb, meta)
         cfg = load_config_for_resume(Path(args.b).parent)
         index = load_dataset(cfg.data)
         val = PreparedImages(index.split("val"), cfg.preprocess, "auto", index.arrays)
-        print(finalize_checkpoint(out, val, cfg).get("calibration"))
+        meta.metrics = val_metrics(mb, meta, val)  # the soup's own, not B's
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(out, mb, meta)
+        print(meta.metrics, finalize_checkpoint(out, val, cfg).get("calibration"))
     except BrainMRIError as exc:
         print(f"soup: error: {exc}", file=sys.stderr)
         return 2
