@@ -1,0 +1,59 @@
+"""scripts/soup.py (WiSE-FT weight averaging) and the model card's naming of extra sources."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import torch
+
+from brainmri.checkpoint import load_checkpoint
+from brainmri.training import run_training
+
+SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_soup_averages_weights_and_records_its_own_validation_metrics(tiny_run_config, tmp_path):
+    soup = _load("soup")
+    a = run_training(tiny_run_config(epochs=1, run_name="a"), progress=False).checkpoint
+    b = run_training(tiny_run_config(epochs=1, run_name="b", seed=7), progress=False).checkpoint
+    out = tmp_path / "soup" / "best.safetensors"
+    assert soup.main([str(a), str(b), "--alpha", "0.25", "--out", str(out)]) == 0
+    ma, _ = load_checkpoint(a)
+    mb, meta_b = load_checkpoint(b)
+    ms, meta = load_checkpoint(out)
+    k = "fc.weight"
+    want = 0.75 * ma.state_dict()[k] + 0.25 * mb.state_dict()[k]
+    assert torch.allclose(ms.state_dict()[k], want, atol=1e-6)
+    assert meta.extra["soup"] == {"a": str(a), "b": str(b), "alpha": 0.25}
+    assert set(meta.metrics) == {"val_acc", "val_macro_f1"} and 0 <= meta.metrics["val_acc"] <= 1
+    assert meta.metrics != meta_b.metrics  # not B's training metrics carried over
+    assert meta.calibration.get("fitted_on") == "val"
+
+
+def test_soup_refuses_alpha_out_of_range_and_unrelated_architectures(tiny_run_config, tmp_path, capsys):
+    import pytest
+
+    soup = _load("soup")
+    a = run_training(tiny_run_config(epochs=1, run_name="a"), progress=False).checkpoint
+    with pytest.raises(SystemExit):
+        soup.main([str(a), str(a), "--alpha", "1.5", "--out", str(tmp_path / "x.safetensors")])
+    cfg = tiny_run_config(epochs=1, run_name="other")
+    cfg.model.name = "seed003_cnn"
+    other = run_training(cfg, progress=False).checkpoint
+    assert soup.main([str(a), str(other), "--out", str(tmp_path / "y.safetensors")]) == 2
+    assert "not the same architecture" in capsys.readouterr().err
+
+
+def test_model_card_names_volume_slices_and_listed_datasets():
+    bundle = _load("bundle_model")
+    vol = {"source": "/home/u/.cache/brainmri/slices/M2307_T2", "files": [f"slices/M2307_T2/M2307_T2_axial_{i:03d}.png" for i in (16, 17)]}
+    assert bundle._source_name(vol) == "slices of the NIfTI volume M2307_T2 (scripts/volume_slices.py)"
+    listed = {"source": "runs/folds/yesno/all.csv", "files": ["brain-mri-yes-no/yes/Y1.jpg", "brain-mri-yes-no/yes/Y2.jpg"]}
+    assert bundle._source_name(listed) == "brain-mri-yes-no (listed in runs/folds/yesno/all.csv)"
