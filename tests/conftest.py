@@ -21,6 +21,20 @@ def real_datasets_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def load_script() -> Callable:
+    """``load_script("soup")`` imports ``scripts/soup.py`` as a module (scripts are not a package)."""
+    import importlib.util
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "scripts" / f"{name}.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod
+
+    return load
+
+
+@pytest.fixture(scope="session")
 def real_datasets() -> Path:
     """Folder with the real datasets; skips the test when it is absent."""
     path = real_datasets_dir()

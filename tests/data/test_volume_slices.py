@@ -1,24 +1,13 @@
 """scripts/volume_slices.py: a NIfTI volume becomes a folder of slice images for data.extra_train."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-import pytest
 
 from brainmri.data.io import read_image
 from brainmri.inference.nifti import volume_name
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "volume_slices.py"
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("volume_slices", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _volume(path: Path) -> Path:
@@ -32,8 +21,8 @@ def _volume(path: Path) -> Path:
     return path
 
 
-def test_writes_the_slices_that_hold_a_head_and_skips_empty_ones(tmp_path):
-    mod = _load()
+def test_writes_the_slices_that_hold_a_head_and_skips_empty_ones(tmp_path, load_script):
+    mod = load_script("volume_slices")
     vol = _volume(tmp_path / "sub1_T2.nii.gz")
     written = mod.write_slices(vol, tmp_path / "out", slices="all")
     assert [p.name for p in written] == [f"sub1_T2_axial_{z:03d}.png" for z in range(2, 8)]
@@ -41,8 +30,8 @@ def test_writes_the_slices_that_hold_a_head_and_skips_empty_ones(tmp_path):
     assert img.shape == (32, 32) and img.max() > 0 and img[0, 0] == 0
 
 
-def test_refuses_a_folder_inside_a_git_checkout_and_names_a_missing_volume(tmp_path, capsys):
-    mod = _load()
+def test_refuses_a_folder_inside_a_git_checkout_and_names_a_missing_volume(tmp_path, capsys, load_script):
+    mod = load_script("volume_slices")
     vol = _volume(tmp_path / "v.nii")
     repo = tmp_path / "repo"
     (repo / ".git").mkdir(parents=True)

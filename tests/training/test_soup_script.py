@@ -1,26 +1,15 @@
 """scripts/soup.py (WiSE-FT weight averaging) and the model card's naming of extra sources."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 
 import torch
 
 from brainmri.checkpoint import load_checkpoint
 from brainmri.training import run_training
 
-SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_soup_averages_weights_and_records_its_own_validation_metrics(tiny_run_config, tmp_path):
-    soup = _load("soup")
+def test_soup_averages_weights_and_records_its_own_validation_metrics(tiny_run_config, tmp_path, load_script):
+    soup = load_script("soup")
     a = run_training(tiny_run_config(epochs=1, run_name="a"), progress=False).checkpoint
     b = run_training(tiny_run_config(epochs=1, run_name="b", seed=7), progress=False).checkpoint
     out = tmp_path / "soup" / "best.safetensors"
@@ -37,10 +26,10 @@ def test_soup_averages_weights_and_records_its_own_validation_metrics(tiny_run_c
     assert meta.calibration.get("fitted_on") == "val"
 
 
-def test_soup_refuses_alpha_out_of_range_and_unrelated_architectures(tiny_run_config, tmp_path, capsys):
+def test_soup_refuses_alpha_out_of_range_and_unrelated_architectures(tiny_run_config, tmp_path, capsys, load_script):
     import pytest
 
-    soup = _load("soup")
+    soup = load_script("soup")
     a = run_training(tiny_run_config(epochs=1, run_name="a"), progress=False).checkpoint
     with pytest.raises(SystemExit):
         soup.main([str(a), str(a), "--alpha", "1.5", "--out", str(tmp_path / "x.safetensors")])
@@ -51,8 +40,8 @@ def test_soup_refuses_alpha_out_of_range_and_unrelated_architectures(tiny_run_co
     assert "not the same architecture" in capsys.readouterr().err
 
 
-def test_model_card_names_volume_slices_and_listed_datasets():
-    bundle = _load("bundle_model")
+def test_model_card_names_volume_slices_and_listed_datasets(load_script):
+    bundle = load_script("bundle_model")
     vol = {"source": "/home/u/.cache/brainmri/slices/M2307_T2", "files": [f"slices/M2307_T2/M2307_T2_axial_{i:03d}.png" for i in (16, 17)]}
     assert bundle._source_name(vol) == "slices of the NIfTI volume M2307_T2 (scripts/volume_slices.py)"
     listed = {"source": "runs/folds/yesno/all.csv", "files": ["brain-mri-yes-no/yes/Y1.jpg", "brain-mri-yes-no/yes/Y2.jpg"]}
