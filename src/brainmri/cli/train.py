@@ -105,14 +105,12 @@ def _data_check(cfg) -> list[str]:
     """What ``--dry-run`` checks beyond the config: the dataset and every extra source can be
     listed (no image is decoded). Raises the same clear errors a real run would."""
     from brainmri.data.datasets import load_dataset
+    from brainmri.data.presence import extra_sources_of
 
     index = load_dataset(cfg.data)
     lines = [f"data: {cfg.data.root}: " + "; ".join(f"{split} {sum(c.values())}" for split, c in index.counts().items())]
-    if cfg.data.extra_train:
-        from brainmri.data.presence import load_extra_sources
-
-        _, extra = load_extra_sources(cfg.data.extra_train, index.class_names, cfg.data.seed, cfg.data.extra_max_per_source, cfg.data.extra_repeat)
-        lines += [f"extra source: {e['source']} ({e['n_tumor']} tumor, {e['n_notumor']} notumor, {e['repeat']}x per epoch)" for e in extra]
+    _, extra = extra_sources_of(cfg.data, index.class_names)
+    lines += [f"extra source: {e['source']} ({e['n_tumor']} tumor, {e['n_notumor']} notumor, {e['repeat']}x per epoch)" for e in extra]
     return lines
 
 

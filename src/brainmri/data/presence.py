@@ -84,6 +84,14 @@ def load_extra_sources(specs: list[str], class_names: list[str], seed: int = 42,
     return samples, summary
 
 
+def extra_sources_of(d: DataConfig, class_names: list[str]) -> tuple[list[Sample], list[dict]]:
+    """:func:`load_extra_sources` with the settings of ``d`` (``extra_train``, ``seed``,
+    ``extra_max_per_source``, ``extra_repeat``); no sources gives ``([], [])``."""
+    if not d.extra_train:
+        return [], []
+    return load_extra_sources(d.extra_train, class_names, d.seed, d.extra_max_per_source, d.extra_repeat)
+
+
 def _read_source(spec: str, root: str, label: str | None, seed: int) -> list[tuple[Sample, str]]:
     """``(sample, "tumor" | "notumor")`` for every image of one source. With a LABEL, a folder is
     every image file below it, whatever its layout (e.g. the slices ``scripts/volume_slices.py``

@@ -114,9 +114,9 @@ def run_training(cfg: RunConfig, resume: str | Path | None = None, progress: boo
     train_samples = index.split("train")
     extra: list[dict] = []
     if d.extra_train:
-        from brainmri.data.presence import load_extra_sources
+        from brainmri.data.presence import extra_sources_of
 
-        extra_samples, extra = load_extra_sources(d.extra_train, index.class_names, d.seed, d.extra_max_per_source, d.extra_repeat)
+        extra_samples, extra = extra_sources_of(d, index.class_names)
         train_samples = train_samples + extra_samples
         log.info("extra tumor-presence sources: %s", "; ".join(f"{e['source']} ({e['n_tumor']} tumor, {e['n_notumor']} notumor)" for e in extra))
     train_images = PreparedImages(train_samples, cfg.preprocess, cache_dir, index.arrays, d.max_pixels)
