@@ -8,8 +8,8 @@ Runs, and records with their commands:
   * cross-source tumor presence on the yes/no set, leaving out its images that have a
     near-duplicate in the four-class set (96 of its 98 healthy scans and 19 of its 155 tumors
     are copies of four-class images, so only its tumors are a real cross-source test);
-  * cross-source healthy scans: the Alzheimer slices (all assumed notumor; flagged when the model
-    was trained on them) and the central 80 axial slices of the healthy NIfTI T1 volume;
+  * cross-source healthy scans: the Alzheimer slices (all assumed notumor; those the model was
+    trained on left out, the rest flagged) and the central 80 axial slices of the healthy NIfTI T1 volume;
   * the ROC-AUC of P(tumor) pooling those unseen tumors against those healthy scans.
 
     python scripts/bundle_model.py --compare A.safetensors B.safetensors   # one row each, no bundling
@@ -103,7 +103,10 @@ def model_card(meta, r: dict, recipe: str | None = None) -> str:
                      f"in the four-class set ({json.dumps(ex.get('by_label'))}): called a tumor class {a['count']}/{a['n']} = {pct(a['rate'])} {ci(a['ci95'])}. "
                      "Its healthy scans are not a cross-source test: almost all of them are copies of four-class `notumor` images.")
     c = ad["notumor_called_notumor"]
-    seen = " — the model was trained on part of this set (data.extra_train), so this is not a cross-source number" if ad.get("warning") else "; never trained on"
+    k = (ad.get("excluded_seen") or {}).get("n_excluded_trained")
+    seen = ("; never trained on" if not ad.get("warning") else
+            f"; the {k} slices the model was trained on (data.extra_train) left out, but slices of one subject may sit on both sides, so this is not a cross-source number"
+            if k else " — the model was trained on part of this set (data.extra_train), so this is not a cross-source number")
     lines.append(f"- Healthy scans from another source, Alzheimer MRI slices (128 px, skull-stripped{seen}): called notumor {c['count']}/{c['n']} = {pct(c['rate'])} {ci(c['ci95'])}.")
     c = t1["notumor_called_notumor"]
     lines.append(f"- Healthy scans from another source, central 80 axial slices of a healthy 0.8 mm T1 NIfTI volume (one subject; never trained on): called notumor "
@@ -129,7 +132,7 @@ def evaluate_everywhere(checkpoint: str, d: Path, out: Path | None = None) -> di
     test = evaluate_checkpoint(checkpoint, four, split="test", json_out=out and out / "tumor4_test.json",
                                report=out and out / "tumor4_report.html", cache_dir="auto")
     yn = evaluate_tumor_presence(checkpoint, d / "brain-mri-yes-no", exclude_seen=four)
-    ad = evaluate_tumor_presence(checkpoint, d / "alzheimer-mri", assume_label="notumor")
+    ad = evaluate_tumor_presence(checkpoint, d / "alzheimer-mri", assume_label="notumor", exclude_trained=True)
     t1 = evaluate_tumor_presence(checkpoint, d / "nifti" / "T1.nii.gz", assume_label="notumor", slices="middle:80")
     healthy = [p for r in ([] if ad.get("warning") else [ad]) + [t1] for p in r["p_tumor"]]
     tumors = [p for p, t in zip(yn["p_tumor"], yn["truth_tumor"]) if t]
@@ -164,7 +167,8 @@ def _rate(v: dict | None) -> str:
 
 def compare_row(name: str, r: dict) -> str:
     t, lf = r["test"], r["test"].get("leak_free") or {}
-    alz = _rate(r["alzheimer"]["notumor_called_notumor"]) + (" (trained on)" if r["alzheimer"].get("warning") else "")
+    k = (r["alzheimer"].get("excluded_seen") or {}).get("n_excluded_trained")
+    alz = _rate(r["alzheimer"]["notumor_called_notumor"]) + (f" (held out; {k} others trained on)" if k else " (trained on)" if r["alzheimer"].get("warning") else "")
     yn = _rate(r["yes_no"]["tumor_called_tumor"]) + (" (trained on)" if r["yes_no"].get("warning") else "")
     return (f"| {name} | {100 * t['accuracy']:.2f}% | {t['macro_f1']:.3f} | {100 * lf.get('accuracy', float('nan')):.2f}% | "
             f"{yn} | {alz} | {_rate(r['nifti_t1']['notumor_called_notumor'])} | {r['pooled_auc']:.3f} | {t['ece']:.4f} |")

@@ -95,6 +95,29 @@ def test_run_with_extra_source_and_lesions_records_them_and_flags_the_source(tin
     assert "warning" not in evaluate_tumor_presence(result.checkpoint, other, cache_dir=None)
 
 
+def test_exclude_trained_scores_only_the_images_a_run_never_saw(tiny_run_config, tmp_path):
+    healthy = make_phantom_dataset(tmp_path / "healthy", layout="flat", class_names=("no", "yes"), n_per_class=5, size=48, seed=6) / "no"
+    picked = sorted(healthy.iterdir())[:2]
+    csv = tmp_path / "pick.csv"
+    csv.write_text("Image,Class\n" + "".join(f"{p.resolve()},no\n" for p in picked))
+    cfg = tiny_run_config(epochs=1)
+    cfg.data.extra_train = [f"{csv}=notumor"]
+    ckpt = run_training(cfg, progress=False).checkpoint
+    r = evaluate_tumor_presence(ckpt, healthy, assume_label="notumor", cache_dir=None)
+    assert r["n"] == 5 and "trained on 2 of these 5 images" in r["warning"] and "--exclude-trained" in r["warning"]
+    r = evaluate_tumor_presence(ckpt, healthy, assume_label="notumor", cache_dir=None, exclude_trained=True)
+    assert r["n"] == 3 and r["excluded_seen"]["n_excluded_trained"] == 2
+    assert not {Path(p).name for p in r["paths"]} & {p.name for p in picked}
+    assert "other images of this source" in r["warning"]  # held out, yet not another source
+    assert "left out 2 image(s) the model was trained on (data.extra_train)" in "\n".join(summary_lines(r))
+    only = tmp_path / "copy" / "healthy" / "no"  # the same dataset/class/file names on another machine
+    only.mkdir(parents=True)
+    for p in picked:
+        (only / p.name).write_bytes(p.read_bytes())
+    with pytest.raises(ConfigError, match="trained on every image here"):
+        evaluate_tumor_presence(ckpt, only, assume_label="notumor", cache_dir=None, exclude_trained=True)
+
+
 def test_a_fold_of_a_trained_source_is_flagged_by_file_names_not_only_by_folder(tmp_path):
     from types import SimpleNamespace
 

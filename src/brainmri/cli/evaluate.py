@@ -41,6 +41,8 @@ def register(subparsers) -> None:
                    help="with --tumor-presence: every image under DATA has this label (e.g. a healthy-only set)")
     p.add_argument("--exclude-near-duplicates-of", dest="exclude_seen", metavar="DIR", default=None,
                    help="with --tumor-presence: leave out images with a near-duplicate (pHash) in DIR, e.g. the model's training set")
+    p.add_argument("--exclude-trained", action="store_true",
+                   help="with --tumor-presence: leave out the images the checkpoint was trained on (its data.extra_train files)")
     p.add_argument("--axis", default="axial", help="with --tumor-presence on a NIfTI volume: slicing axis")
     p.add_argument("--slices", default="middle:80", help="with --tumor-presence on a NIfTI volume: slices (middle, middle:K, all, A:B[:STEP], N)")
     p.set_defaults(func=run)
@@ -89,7 +91,8 @@ def run(args) -> int:
         from brainmri.evaluation.evaluate import write_json
 
         presence = evaluate_tumor_presence(args.checkpoint, args.data, args.assume_label, cache_dir, args.batch_size,
-                                           exclude_seen=args.exclude_seen, threshold=args.leak_threshold, axis=args.axis, slices=args.slices)
+                                           exclude_seen=args.exclude_seen, threshold=args.leak_threshold, axis=args.axis, slices=args.slices,
+                                           exclude_trained=args.exclude_trained)
         print("\n".join(presence_lines(presence)))
         if args.json_out:
             write_json(presence, args.json_out)

@@ -76,19 +76,25 @@ def near_duplicate_mask(index, reference: str | Path, threshold: int) -> tuple[n
     return seen, summary
 
 
-def _folder_images(root, meta, assume_label, cache_dir, exclude_seen, threshold):
+def _folder_images(root, meta, assume_label, cache_dir, exclude_seen, threshold, exclude_trained=False):
     """Prepared images of a dataset folder with their truth (tumor or not), paths, unreadable
-    files, and the near-duplicate exclusion summary (``None`` without ``exclude_seen``)."""
+    files, and the exclusion summary (``None`` without ``exclude_seen`` or ``exclude_trained``)."""
     from brainmri.data.cache import resolve_cache_dir
-    from brainmri.data.datasets import load_dataset
+    from brainmri.data.datasets import DatasetIndex, Sample, load_dataset
+    from brainmri.data.io import is_hidden, is_image_name
     from brainmri.data.torchdata import PreparedImages
 
     try:
         index = load_dataset(DataConfig(root=str(root), split="stratified", val_ratio=0.0, test_ratio=0.0, preset=None if assume_label else "tumor2"))
     except DatasetError as exc:
-        if assume_label is None and "has no images" in str(exc):
-            raise DatasetError(f"{exc}; a set of one kind only (all tumors or all healthy): pass --assume-label tumor|notumor") from None
-        raise
+        flat = sorted(f for f in Path(root).iterdir() if f.is_file() and is_image_name(f) and not is_hidden(f.relative_to(root))) \
+            if assume_label and Path(root).is_dir() else []
+        if not flat:
+            if assume_label is None and "has no images" in str(exc):
+                raise DatasetError(f"{exc}; a set of one kind only (all tumors or all healthy): pass --assume-label tumor|notumor") from None
+            raise
+        # every image has the assumed label: a plain folder of images needs no class folders
+        index = DatasetIndex(root=str(root), class_names=[assume_label], samples=[Sample(path=str(f), label=0) for f in flat], layout="flat")
     excluded = None
     if exclude_seen:
         from brainmri.data.audit import DEFAULT_THRESHOLD
@@ -99,6 +105,15 @@ def _folder_images(root, meta, assume_label, cache_dir, exclude_seen, threshold)
         index = replace(index, samples=[s for s, x in zip(index.samples, seen) if not x])
         if not index.samples:
             raise ConfigError(f"{root}: every image has a near-duplicate in {exclude_seen}; nothing is left to test on")
+    if exclude_trained:
+        from brainmri.data.presence import file_key
+
+        trained = {f for e in (meta.data or {}).get("extra_train") or [] for f in e.get("files") or []}
+        kept = [s for s in index.samples if file_key(s.path) not in trained]
+        excluded = {**(excluded or {}), "n_excluded_trained": len(index.samples) - len(kept)}
+        index = replace(index, samples=kept)
+        if not index.samples:
+            raise ConfigError(f"{root}: the model was trained on every image here (data.extra_train); nothing is left to test on")
     prepared = PreparedImages(index.samples, meta.preprocess, resolve_cache_dir(cache_dir), index.arrays)
     if assume_label:
         truth = np.full(len(prepared.samples), assume_label == "tumor")
@@ -117,6 +132,7 @@ def evaluate_tumor_presence(
     threshold: int | None = None,
     axis: str = "axial",
     slices: str = "middle:80",
+    exclude_trained: bool = False,
 ) -> dict:
     """Tumor-vs-notumor rates of ``checkpoint`` on every image under ``root``.
 
@@ -128,6 +144,8 @@ def evaluate_tumor_presence(
         assume_label: ``tumor`` or ``notumor`` to treat every image as that label (folders ignored).
         exclude_seen: a dataset folder (the model's training data): images with a near-duplicate
             there (256-bit pHash distance <= ``threshold``, default the audit's) are left out.
+        exclude_trained: leave out the images the checkpoint was trained on (its recorded
+            ``data.extra_train`` files), e.g. the 400 Alzheimer slices of a model trained on them.
 
     Returns:
         ``tumor_called_tumor`` (sensitivity) and ``notumor_called_notumor`` (specificity), each
@@ -149,12 +167,12 @@ def evaluate_tumor_presence(
     if is_nifti(root):
         if not assume_label:
             raise ConfigError(f"{root}: a NIfTI volume has no labels; give assume_label (tumor or notumor)")
-        if exclude_seen:
-            raise ConfigError(f"{root}: exclude_seen compares image files; it does not apply to a NIfTI volume")
+        if exclude_seen or exclude_trained:
+            raise ConfigError(f"{root}: excluding seen or trained-on images compares image files; it does not apply to a NIfTI volume")
         images, paths = _nifti_images(root, meta, axis, slices)
         truth = np.full(len(images), assume_label == "tumor")
     else:
-        images, truth, paths, failures, excluded = _folder_images(root, meta, assume_label, cache_dir, exclude_seen, threshold)
+        images, truth, paths, failures, excluded = _folder_images(root, meta, assume_label, cache_dir, exclude_seen, threshold, exclude_trained)
     with torch.inference_mode():
         logits = predict_logits(model, meta, images, batch_size)
     probs = torch.softmax(torch.from_numpy(logits) / meta.temperature, 1).numpy()
@@ -203,7 +221,8 @@ def _trained_on_warning(checkpoint, meta, root, paths: list[str]) -> str | None:
         files = set(e.get("files") or [])
         k = sum(key in files for key in keys)
         if k:
-            return f"{checkpoint} was trained on {k} of these {len(keys)} images (data.extra_train {e['source']}): this is not a cross-source test"
+            return (f"{checkpoint} was trained on {k} of these {len(keys)} images (data.extra_train {e['source']}): this is not a cross-source test"
+                    " (--exclude-trained leaves them out)")
     if str(root).lower().endswith((".nii", ".nii.gz")):
         vol = volume_name(root)
         for e in extra:  # slices written by scripts/volume_slices.py: <...>/<volume>/<volume>_<axis>_<index>.png
@@ -230,7 +249,9 @@ def summary_lines(r: dict) -> list[str]:
     lines = [f"WARNING: {r['warning']}"] if r.get("warning") else []
     lines += [f"tumor presence on {r['data']} (n={r['n']}{', all assumed ' + r['assume_label'] if r['assume_label'] else ''})"]
     ex = r.get("excluded_seen")
-    if ex:
+    if ex and "n_excluded_trained" in ex:
+        lines.append(f"  left out {ex['n_excluded_trained']} image(s) the model was trained on (data.extra_train)")
+    if ex and "reference" in ex:
         by = ", ".join(f"{k} {v}" for k, v in (ex.get("by_label") or {}).items())
         lines.append(f"  left out {ex['n_excluded']} image(s) with a near-duplicate in {ex['reference']} (pHash <= {ex['threshold']}){': ' + by if by else ''}")
     for key, text in (("tumor_called_tumor", "tumor scans called a tumor class"), ("notumor_called_notumor", "healthy scans called notumor")):
