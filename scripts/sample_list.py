@@ -17,6 +17,7 @@ import argparse
 import csv
 import random
 import sys
+from collections import Counter
 from pathlib import Path
 
 from brainmri.data.io import is_hidden, is_image_name
@@ -72,9 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     _write(Path(args.out), picked)
     if args.rest:
         _write(Path(args.rest), rest)
-    counts = {}
-    for _, c in picked:
-        counts[c] = counts.get(c, 0) + 1
+    counts = Counter(c for _, c in picked)
     print(f"wrote {len(picked)} images to {args.out} ({', '.join(f'{c} {k}' for c, k in counts.items())})"
           + (f" and {len(rest)} to {args.rest}" if args.rest else ""))
     return 0
