@@ -20,14 +20,13 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from brainmri.data.io import is_hidden, is_image_name
+from brainmri.data.io import image_files
 
 
 def stratified_sample(root: Path, n: int, seed: int) -> tuple[list[tuple[Path, str]], list[tuple[Path, str]]]:
-    """``(picked, rest)``: from each class folder of ``root`` (sorted), ``round(n * share)`` of its
+    """``(picked, rest)``: from each class folder of ``root`` (sorted), ``round(n * share)`` of the
     images (sorted, then shuffled by one ``random.Random(seed)`` shared across folders)."""
-    classes = {d.name: sorted(f for f in d.iterdir() if f.is_file() and is_image_name(f) and not is_hidden(f.relative_to(root)))
-               for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith(".")}
+    classes = {d.name: image_files(d) for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith(".")}
     classes = {c: fs for c, fs in classes.items() if fs}
     total = sum(len(fs) for fs in classes.values())
     if not classes:

@@ -32,6 +32,12 @@ def is_image_name(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
+def image_files(root: str | Path) -> list[Path]:
+    """Every image file below ``root`` (any depth), sorted, without hidden files and OS litter."""
+    root = Path(root)
+    return sorted(f for f in root.rglob("*") if f.is_file() and is_image_name(f) and not is_hidden(f.relative_to(root)))
+
+
 def _to_gray_uint8(img: Image.Image) -> np.ndarray:
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I", "F") or mode.startswith("I;"):

@@ -21,7 +21,7 @@ import numpy as np
 
 from brainmri.config import DataConfig
 from brainmri.data.datasets import Sample, load_dataset
-from brainmri.data.io import is_hidden, is_image_name
+from brainmri.data.io import image_files
 from brainmri.errors import ConfigError
 from brainmri.preprocess.lesion import PRESENCE
 
@@ -97,7 +97,7 @@ def _read_source(spec: str, root: str, label: str | None, seed: int) -> list[tup
     every image file below it, whatever its layout (e.g. the slices ``scripts/volume_slices.py``
     writes); without one, folders and CSVs are read with the ``tumor2`` preset."""
     if label and Path(root).is_dir():
-        files = sorted(f for f in Path(root).rglob("*") if f.is_file() and is_image_name(f) and not is_hidden(f.relative_to(root)))
+        files = image_files(root)
         if not files:
             raise ConfigError(f"data.extra_train {spec!r}: no image files under {root}")
         return [(Sample(path=str(f), label=-1), label) for f in files]

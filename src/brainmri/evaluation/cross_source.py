@@ -81,14 +81,13 @@ def _folder_images(root, meta, assume_label, cache_dir, exclude_seen, threshold,
     files, and the exclusion summary (``None`` without ``exclude_seen`` or ``exclude_trained``)."""
     from brainmri.data.cache import resolve_cache_dir
     from brainmri.data.datasets import DatasetIndex, Sample, load_dataset
-    from brainmri.data.io import is_hidden, is_image_name
+    from brainmri.data.io import image_files
     from brainmri.data.torchdata import PreparedImages
 
     try:
         index = load_dataset(DataConfig(root=str(root), split="stratified", val_ratio=0.0, test_ratio=0.0, preset=None if assume_label else "tumor2"))
     except DatasetError as exc:
-        flat = sorted(f for f in Path(root).iterdir() if f.is_file() and is_image_name(f) and not is_hidden(f.relative_to(root))) \
-            if assume_label and Path(root).is_dir() else []
+        flat = image_files(root) if assume_label and Path(root).is_dir() else []
         if not flat:
             if assume_label is None and "has no images" in str(exc):
                 raise DatasetError(f"{exc}; a set of one kind only (all tumors or all healthy): pass --assume-label tumor|notumor") from None
