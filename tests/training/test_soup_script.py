@@ -25,6 +25,29 @@ def test_soup_averages_weights_and_records_its_own_validation_metrics(tiny_run_c
     assert meta.metrics != meta_b.metrics  # not B's training metrics carried over
     assert meta.calibration.get("fitted_on") == "val"
 
+    out3 = tmp_path / "soup3" / "best.safetensors"  # uniform three-way soup, the last run's validation data
+    assert soup.main([str(b), str(a), str(b), "--out", str(out3)]) == 0
+    m3, meta3 = load_checkpoint(out3)
+    want3 = (2 * mb.state_dict()[k] + ma.state_dict()[k]) / 3
+    assert torch.allclose(m3.state_dict()[k], want3, atol=1e-6)
+    assert meta3.extra["soup"] == {"models": [str(b), str(a), str(b)], "weights": [1 / 3] * 3}
+
+
+def test_soup_weights_are_normalised_and_checked(load_script):
+    import re
+
+    import pytest
+
+    w = load_script("soup").soup_weights
+    assert w(2, None, None) == [0.5, 0.5]
+    assert w(2, 0.25, None) == [0.75, 0.25]
+    assert w(3, None, [1, 1, 2]) == [0.25, 0.25, 0.5]
+    for args, why in [((3, 0.5, None), "two checkpoints"), ((2, 0.5, [1, 1]), "not both"),
+                      ((3, None, [1, 1]), "one weight per checkpoint"), ((2, None, [0, 0]), "not all zero"),
+                      ((2, -0.1, None), "in [0, 1]")]:
+        with pytest.raises(ValueError, match=re.escape(why)):
+            w(*args)
+
 
 def test_soup_refuses_alpha_out_of_range_and_unrelated_architectures(tiny_run_config, tmp_path, capsys, load_script):
     import pytest
