@@ -48,6 +48,7 @@ class AugmentConfig:
     zoom: float = 0.1  # scale in [1 - zoom, 1 + zoom]
     shear: float = 8.0  # degrees
     hflip: float = 0.5  # probability
+    vflip: float = 0.0  # probability of an up-down flip (with hflip: 180-degree turns; position carries less)
     sharpness: float = 0.0  # probability of a random sharpness change (seed 004)
     brightness: float = 0.1  # +- fraction
     contrast: float = 0.1  # +- fraction
@@ -296,7 +297,7 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise ConfigError("data.val_ratio + data.test_ratio must be < 1")
     _choice(d.class_weights, "data.class_weights", ("balanced", "effective", None))
     a = cfg.augment
-    for name in ("hflip", "sharpness", "blur", "downscale", "jpeg", "intensity_curve", "invert", "random_conv", "lesion", "lesion_margin", "skull_strip"):
+    for name in ("hflip", "vflip", "sharpness", "blur", "downscale", "jpeg", "intensity_curve", "invert", "random_conv", "lesion", "lesion_margin", "skull_strip"):
         v = getattr(a, name)
         if not (0 <= v <= 1):
             raise ConfigError(f"augment.{name}={v} is a probability and must be in [0, 1]")

@@ -2,7 +2,6 @@
 than chance (the lesion's share of the image)."""
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -11,6 +10,7 @@ from brainmri.checkpoint import CheckpointMeta
 from brainmri.config import ModelConfig, PreprocessConfig
 from brainmri.data.synthetic import TUMOR4, make_phantom
 from brainmri.explain import explain
+from brainmri.explain.localization import area_fraction, grow, pointing_hit
 from brainmri.models import create_model
 from brainmri.preprocess.pipeline import prepare_image, to_model_input
 
@@ -57,10 +57,8 @@ def hit_rate(model, meta, method: str, n: int = 24) -> tuple[float, float]:
     for r, mask in zip(results, masks):
         if not mask.any():
             continue
-        region = cv2.dilate(mask.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
-        peak = np.unravel_index(np.argmax(r.heatmap), r.heatmap.shape)  # heat map at the original size
-        hits.append(bool(region[peak]))
-        chance.append(region.mean())
+        hits.append(pointing_hit(r.heatmap, mask, tolerance=2))  # heat map at the original size
+        chance.append(area_fraction(grow(mask, 2)))
     return float(np.mean(hits)), float(np.mean(chance))
 
 

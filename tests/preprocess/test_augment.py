@@ -79,3 +79,19 @@ def test_random_convolution_changes_contrast_but_keeps_background_and_the_lesion
         outs.append(float((inside - ring.mean()).abs()))
         assert not torch.allclose(y, x, atol=0.02)  # a new contrast
     assert sum(o > 0.02 for o in outs) >= 9, outs  # the disc still stands out from its surroundings in most draws
+
+
+def test_vflip_turns_the_scan_upside_down_and_is_off_by_default():
+    x = torch.zeros(1, 32, 32, dtype=torch.uint8)
+    x[:, 2:6, 10:20] = 200  # a bar near the top
+    only = dict(rotation=0, shift=0, zoom=0, shear=0, hflip=0, brightness=0, contrast=0)
+    y = build_augment(AugmentConfig(vflip=1.0, **only))(x)
+    assert torch.allclose(y, torch.flip(x, dims=[-2]).float() / 255)
+    assert AugmentConfig().vflip == 0.0
+    from brainmri.config import RunConfig, validate
+    from brainmri.errors import ConfigError
+
+    cfg = RunConfig()
+    cfg.augment.vflip = 1.5
+    with pytest.raises(ConfigError, match="augment.vflip"):
+        validate(cfg)

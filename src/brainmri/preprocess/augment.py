@@ -169,6 +169,8 @@ def build_augment(cfg: AugmentConfig) -> v2.Compose | None:
         )
     if cfg.hflip:
         ops.append(v2.RandomHorizontalFlip(cfg.hflip))
+    if cfg.vflip:
+        ops.append(v2.RandomVerticalFlip(cfg.vflip))
     if cfg.sharpness:
         ops.append(v2.RandomAdjustSharpness(sharpness_factor=2.0, p=cfg.sharpness))
     ops.append(v2.ToDtype(torch.float32, scale=True))

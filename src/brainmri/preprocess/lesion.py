@@ -50,12 +50,16 @@ def smooth_noise(rng: random.Random, shape: tuple[int, int], scale: int) -> np.n
     return np.clip(field / 2.0, -1.0, 1.0)
 
 
-def synthesize_lesion(img: np.ndarray, rng: random.Random | None = None, margin: float = 0.0) -> np.ndarray | None:
+def synthesize_lesion(
+    img: np.ndarray, rng: random.Random | None = None, margin: float = 0.0, return_mask: bool = False
+) -> np.ndarray | tuple[np.ndarray, np.ndarray] | None:
     """Return a copy of the uint8 slice ``img`` (H, W) with one synthetic lesion inside the brain,
     or ``None`` when no brain large enough for one is found (blank or tiny foreground).
 
     ``margin`` keeps the lesion centre at least that fraction of the head's size (square root of
-    its area) inside the head outline, away from scalp and skull (0.1 is about their thickness)."""
+    its area) inside the head outline, away from scalp and skull (0.1 is about their thickness).
+    ``return_mask`` also returns the lesion body (bool (H, W): inside its outline, edema halo and
+    mass effect excluded), e.g. to check where a heat map points; the image is the same."""
     rng = rng or random.Random()
     h, w = img.shape
     mask = brain_mask(img)
@@ -115,4 +119,5 @@ def synthesize_lesion(img: np.ndarray, rng: random.Random | None = None, margin:
         sign = 1.0 if rng.random() < 0.7 else -1.0
         out = out + sign * rng.uniform(0.1, 0.3) * np.clip(halo, 0, 1)
     out = np.where(mask, np.clip(out, 0, 1), original)  # the head outline and background never move
-    return (out * 255.0).round().astype(np.uint8)
+    out = (out * 255.0).round().astype(np.uint8)
+    return (out, (core >= 0.5) & mask) if return_mask else out
