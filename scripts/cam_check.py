@@ -14,8 +14,8 @@ Sets (real data has no tumor masks, so the lesions are synthetic, with known out
     how much of the mass fall in the border band (outside the head outline eroded by 10% of the
     head size: scalp, skull, background, frame) against the band's area.
 
-Every map explains the most probable tumor class (the question is "where is the tumor"), at the
-model's default Grad-CAM layer unless ``--target-layer`` names another.
+Every map explains the most probable tumor class (the question is "where is the tumor"), with
+Grad-CAM at the model's default layer unless ``--method`` / ``--target-layer`` name others.
 """
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def pointing_tolerance(image_size: int) -> int:
 
 
 def measure(model: torch.nn.Module, meta, images: list[np.ndarray], lesions: list[np.ndarray] | None,
-            target_layer: str | None = None, batch_size: int = 32) -> dict:
+            target_layer: str | None = None, batch_size: int = 32, method: str = "gradcam") -> dict:
     """Grad-CAM of the top tumor class for prepared uint8 ``images``; with ``lesions`` (one bool
     mask each) also the pointing game (within :func:`pointing_tolerance`) and the map's mass
     inside them. Returns the set's summary."""
@@ -64,7 +64,7 @@ def measure(model: torch.nn.Module, meta, images: list[np.ndarray], lesions: lis
         with torch.inference_mode():
             logits = model(x).float()
         top = [tumor[int(i)] for i in logits[:, tumor].argmax(1)]
-        maps, _ = cam_batch(model, x, "gradcam", top, target_layer)
+        maps, _ = cam_batch(model, x, method, top, target_layer)
         for k, (img, hm) in enumerate(zip(chunk, maps)):
             called.append(int(logits[k].argmax()) in tumor)
             band = border_band(brain_mask(img))
@@ -118,7 +118,8 @@ def load_sets(datasets: Path) -> dict[str, tuple[list[np.ndarray], bool]]:
     return sets
 
 
-def run(checkpoints: list[str], sets: dict[str, tuple[list[np.ndarray], bool]], target_layer: str | None = None) -> dict:
+def run(checkpoints: list[str], sets: dict[str, tuple[list[np.ndarray], bool]], target_layer: str | None = None,
+        method: str = "gradcam") -> dict:
     """``{checkpoint: {set: summary}}``, printing a table row per pair as it goes."""
     results: dict = {}
     print(HEADER)
@@ -136,7 +137,7 @@ def run(checkpoints: list[str], sets: dict[str, tuple[list[np.ndarray], bool]], 
                         pasted.append(made[0])
                         lesions.append(made[1])
                 prepared = pasted
-            results[ck][name] = r = measure(model, meta, prepared, lesions, target_layer)
+            results[ck][name] = r = measure(model, meta, prepared, lesions, target_layer, method=method)
             print(row(ck, name, r), flush=True)
     return results
 
@@ -146,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("checkpoint", nargs="+")
     ap.add_argument("--datasets", default="../shared/datasets")
     ap.add_argument("--target-layer", default=None, help="dotted module name (default: the model's Grad-CAM layer)")
+    ap.add_argument("--method", default="gradcam", help="CAM method (brainmri explain --method; default gradcam)")
     ap.add_argument("--json", default=None, help="write the numbers here")
     args = ap.parse_args(argv)
     sets = load_sets(Path(args.datasets))
@@ -153,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cam_check: error: no data sets found under {args.datasets}", file=sys.stderr)
         return 2
     try:
-        results = run(args.checkpoint, sets, args.target_layer)
+        results = run(args.checkpoint, sets, args.target_layer, args.method)
     except BrainMRIError as exc:
         print(f"cam_check: error: {exc}", file=sys.stderr)
         return 2
