@@ -7,7 +7,8 @@ Sets (real data has no tumor masks, so the lesions are synthetic, with known out
   * Testing ``notumor`` scans of the four-class set and the central 80 axial slices of the
     healthy T1 NIfTI volume, each with one synthetic lesion pasted inside the brain
     (brainmri.preprocess.lesion, seed 0, lesion centres 10% of the head size inside its outline,
-    as in training): is it called a tumor, does the map's peak fall in the lesion (the pointing
+    as in training): is it called a tumor (and the same slice without it; the ROC-AUC of P(tumor)
+    between the two), does the map's peak fall in the lesion (the pointing
     game, within 15 px at 224 px input; a random point hits with the share of the area that
     lesion and tolerance cover), and how much of the map's mass lies in the lesion against its area;
   * real tumors, the Testing tumors and the yes/no set's ``yes`` scans: how often the peak and
@@ -31,13 +32,15 @@ import torch
 from brainmri.checkpoint import load_checkpoint
 from brainmri.data.io import image_files, read_image
 from brainmri.errors import BrainMRIError
+from brainmri.evaluation.evaluate import predict_logits
+from brainmri.evaluation.metrics import roc_auc
 from brainmri.explain.cam import cam_batch
 from brainmri.explain.localization import area_fraction, border_band, grow, mass_fraction, pointing_hit
 from brainmri.inference.nifti import read_nifti
 from brainmri.preprocess.lesion import brain_mask, synthesize_lesion
 from brainmri.preprocess.pipeline import prepare_image, to_model_input
 
-HEADER = ("| checkpoint | set | n | called a tumor | peak in lesion (random point) | lesion mass ÷ area | "
+HEADER = ("| checkpoint | set | n | called a tumor (before pasting; AUC) | peak in lesion (random point) | lesion mass ÷ area | "
           "peak in border band (its area) | border mass ÷ area |\n|---|---|---|---|---|---|---|---|")
 
 
@@ -84,10 +87,26 @@ def measure(model: torch.nn.Module, meta, images: list[np.ndarray], lesions: lis
     return out
 
 
+def presence(model: torch.nn.Module, meta, plain: list[np.ndarray], pasted: list[np.ndarray]) -> dict:
+    """The same slices without and with their pasted lesion: how often the unpasted ones are
+    called a tumor, and the ROC-AUC of P(tumor) telling the two apart (a lesion detector's
+    quality on that source, free of the operating point)."""
+    healthy = meta.class_names.index("notumor")
+    t = float(getattr(meta, "temperature", 1.0) or 1.0)
+    with torch.inference_mode():
+        a, b = (torch.softmax(torch.from_numpy(predict_logits(model, meta, imgs)) / t, 1).numpy() for imgs in (plain, pasted))
+    p = np.r_[1 - a[:, healthy], 1 - b[:, healthy]]
+    return {"called_tumor_before": float((a.argmax(1) != healthy).mean()),
+            "auc_lesion_vs_none": roc_auc(np.r_[np.zeros(len(a), bool), np.ones(len(b), bool)], p)}
+
+
 def row(ck: str, name: str, r: dict) -> str:
+    called = _pct(r["called_tumor"])
+    if "called_tumor_before" in r:
+        called += f" ({_pct(r['called_tumor_before'])}; {r['auc_lesion_vs_none']:.3f})"
     lesion = (f"{_pct(r['lesion_peak'])} ({_pct(r['lesion_area'])}) | {r['lesion_mass_ratio']:.1f}x"
               if "lesion_peak" in r else "– | –")
-    return (f"| {ck} | {name} | {r['n']} | {_pct(r['called_tumor'])} | {lesion} | "
+    return (f"| {ck} | {name} | {r['n']} | {called} | {lesion} | "
             f"{_pct(r['border_peak'])} ({_pct(r['border_area'])}) | {r['border_mass_ratio']:.2f}x |")
 
 
@@ -128,16 +147,19 @@ def run(checkpoints: list[str], sets: dict[str, tuple[list[np.ndarray], bool]], 
         results[ck] = {}
         for name, (grays, paste) in sets.items():
             prepared = [prepare_image(g, meta.preprocess) for g in grays]
-            lesions = None
+            lesions, plain = None, None
             if paste:
-                rng, pasted, lesions = random.Random(0), [], []
+                rng, plain, pasted, lesions = random.Random(0), [], [], []
                 for p in prepared:
                     made = synthesize_lesion(p, rng, margin=0.1, return_mask=True)
                     if made is not None:
+                        plain.append(p)
                         pasted.append(made[0])
                         lesions.append(made[1])
                 prepared = pasted
             results[ck][name] = r = measure(model, meta, prepared, lesions, target_layer, method=method)
+            if plain is not None:
+                r.update(presence(model, meta, plain, prepared))
             print(row(ck, name, r), flush=True)
     return results
 

@@ -97,7 +97,8 @@ def test_cam_check_reports_every_set_it_finds(tmp_path, load_script, capsys):
     assert r["Testing tumors"]["n"] == 9 and r["yes/no tumors"]["n"] == 3
     lesion = r["Testing notumor + synthetic lesion"]
     assert lesion["n"] == 3 and 0 < lesion["lesion_area"] < 0.5 and 0 <= lesion["lesion_peak"] <= 1
-    assert "lesion_peak" not in r["Testing tumors"]
+    assert 0 <= lesion["called_tumor_before"] <= 1 and 0 <= lesion["auc_lesion_vs_none"] <= 1
+    assert "lesion_peak" not in r["Testing tumors"] and "called_tumor_before" not in r["Testing tumors"]
     assert all(0 <= s["border_peak"] <= 1 and 0 < s["border_area"] < 1 for s in r.values())
     table = capsys.readouterr().out
     assert table.count(f"| {ck} |") == 3
