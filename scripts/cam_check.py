@@ -1,7 +1,7 @@
 """Does a checkpoint look at the lesion, not at the border? Grad-CAM maps measured against known
 lesion masks and against the border of the scan, side by side for each checkpoint.
 
-    python scripts/cam_check.py CKPT... [--datasets ../shared/datasets] [--target-layer layer3] [--json OUT]
+    python scripts/cam_check.py CKPT... [--datasets ../shared/datasets] [--method gradcam] [--target-layer layer3] [--json OUT]
 
 Sets (real data has no tumor masks, so the lesions are synthetic, with known outlines):
   * Testing ``notumor`` scans of the four-class set and the central 80 axial slices of the
@@ -54,18 +54,19 @@ def pointing_tolerance(image_size: int) -> int:
 
 
 def measure(model: torch.nn.Module, meta, images: list[np.ndarray], lesions: list[np.ndarray] | None,
-            target_layer: str | None = None, batch_size: int = 32, method: str = "gradcam") -> dict:
+            target_layer: str | None = None, batch_size: int = 32, method: str = "gradcam") -> tuple[dict, np.ndarray]:
     """Grad-CAM of the top tumor class for prepared uint8 ``images``; with ``lesions`` (one bool
     mask each) also the pointing game (within :func:`pointing_tolerance`) and the map's mass
-    inside them. Returns the set's summary."""
+    inside them. Returns the set's summary and the images' logits (N, K)."""
     tol = pointing_tolerance(meta.preprocess.image_size)
     tumor = [i for i, c in enumerate(meta.class_names) if c != "notumor"]
-    called, hits, lesion_ratio, lesion_area, band_hit, band_mass, band_area = [], [], [], [], [], [], []
+    all_logits, called, hits, lesion_ratio, lesion_area, band_hit, band_mass, band_area = [], [], [], [], [], [], [], []
     for start in range(0, len(images), batch_size):
         chunk = images[start:start + batch_size]
         x = torch.stack([to_model_input(p, meta.preprocess) for p in chunk])
         with torch.inference_mode():
             logits = model(x).float()
+        all_logits.append(logits.numpy())
         top = [tumor[int(i)] for i in logits[:, tumor].argmax(1)]
         maps, _ = cam_batch(model, x, method, top, target_layer)
         for k, (img, hm) in enumerate(zip(chunk, maps)):
@@ -84,17 +85,18 @@ def measure(model: torch.nn.Module, meta, images: list[np.ndarray], lesions: lis
     if lesions is not None:
         out.update({"lesion_peak": float(np.mean(hits)), "lesion_area": float(np.mean(lesion_area)),
                     "lesion_mass_ratio": float(np.nanmedian(lesion_ratio))})
-    return out
+    return out, np.concatenate(all_logits)
 
 
-def presence(model: torch.nn.Module, meta, plain: list[np.ndarray], pasted: list[np.ndarray]) -> dict:
-    """The same slices without and with their pasted lesion: how often the unpasted ones are
-    called a tumor, and the ROC-AUC of P(tumor) telling the two apart (a lesion detector's
-    quality on that source, free of the operating point)."""
+def presence(model: torch.nn.Module, meta, plain: list[np.ndarray], pasted_logits: np.ndarray) -> dict:
+    """The same slices without and with their pasted lesion (given as ``measure``'s logits): how
+    often the unpasted ones are called a tumor, and the ROC-AUC of P(tumor) telling the two apart
+    (a lesion detector's quality on that source, free of the operating point)."""
     healthy = meta.class_names.index("notumor")
     t = float(getattr(meta, "temperature", 1.0) or 1.0)
     with torch.inference_mode():
-        a, b = (torch.softmax(torch.from_numpy(predict_logits(model, meta, imgs)) / t, 1).numpy() for imgs in (plain, pasted))
+        plain_logits = predict_logits(model, meta, plain)
+    a, b = (torch.softmax(torch.from_numpy(z).float() / t, 1).numpy() for z in (plain_logits, pasted_logits))
     p = np.r_[1 - a[:, healthy], 1 - b[:, healthy]]
     return {"called_tumor_before": float((a.argmax(1) != healthy).mean()),
             "auc_lesion_vs_none": roc_auc(np.r_[np.zeros(len(a), bool), np.ones(len(b), bool)], p)}
@@ -157,9 +159,10 @@ def run(checkpoints: list[str], sets: dict[str, tuple[list[np.ndarray], bool]], 
                         pasted.append(made[0])
                         lesions.append(made[1])
                 prepared = pasted
-            results[ck][name] = r = measure(model, meta, prepared, lesions, target_layer, method=method)
+            r, logits = measure(model, meta, prepared, lesions, target_layer, method=method)
             if plain is not None:
-                r.update(presence(model, meta, plain, prepared))
+                r.update(presence(model, meta, plain, logits))
+            results[ck][name] = r
             print(row(ck, name, r), flush=True)
     return results
 
