@@ -7,19 +7,7 @@ import pytest
 from PIL import Image
 
 import brainmri  # noqa: F401
-from inference_helpers import make_checkpoint, phantom
-
-
-@pytest.fixture(scope="session")
-def tiny_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.safetensors")
-
-
-@pytest.fixture(scope="session")
-def tiny_clf(tiny_ckpt: Path):
-    from brainmri import Classifier
-
-    return Classifier.load(tiny_ckpt)
+from inference_helpers import phantom, tiny_ckpt, tiny_clf  # noqa: F401  (fixtures)
 
 
 @pytest.fixture()

@@ -1,10 +1,11 @@
 """Test helpers shared by tests/inference and tests/serving: a tiny untrained checkpoint and
-phantom images (synthetic, never real data)."""
+phantom images (synthetic, never real data). Both conftests import the fixtures below."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 import brainmri  # noqa: F401
@@ -26,3 +27,15 @@ def make_checkpoint(path: Path, name: str = "seed003_cnn", size: int = 64, tempe
 
 def phantom(label: int = 0, size: int = 80, seed: int = 0) -> np.ndarray:
     return make_phantom(label, size, np.random.default_rng(seed), class_name=TUMOR4[label])
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.safetensors")
+
+
+@pytest.fixture(scope="session")
+def tiny_clf(tiny_ckpt: Path):
+    from brainmri import Classifier
+
+    return Classifier.load(tiny_ckpt)

@@ -9,19 +9,7 @@ import pytest
 import brainmri  # noqa: F401
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "inference"))
-from inference_helpers import make_checkpoint, phantom  # noqa: E402
-
-
-@pytest.fixture(scope="session")
-def tiny_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.safetensors")
-
-
-@pytest.fixture(scope="session")
-def tiny_clf(tiny_ckpt: Path):
-    from brainmri import Classifier
-
-    return Classifier.load(tiny_ckpt)
+from inference_helpers import phantom, tiny_ckpt, tiny_clf  # noqa: E402, F401  (fixtures)
 
 
 @pytest.fixture()
