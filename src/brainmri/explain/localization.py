@@ -61,8 +61,4 @@ def border_band(head: np.ndarray, depth: float = 0.1) -> np.ndarray:
     square root of its area): scalp, skull, background and the image frame. An empty ``head``
     gives the whole image."""
     m = np.asarray(head, dtype=bool)
-    px = int(round(depth * math.sqrt(m.sum())))
-    if px <= 0:
-        return ~m
-    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * px + 1, 2 * px + 1))
-    return ~cv2.erode(m.astype(np.uint8), k).astype(bool)
+    return grow(~m, int(round(depth * math.sqrt(m.sum()))))  # = outside the head eroded by that disc
