@@ -61,3 +61,26 @@ def test_dataset_strips_every_class_when_asked(tmp_path):
         plain = ImageDataset(Prepared(), cfg)[i][0]
         assert plain[0, 80, 80 + 67] > plain[0, 80, 80]  # scalp brighter than brain before
         assert x[0, 80, 80 + 67] == x.min()  # no crop here, so same geometry: the scalp is background now
+
+
+@pytest.mark.parametrize("strip_lesions", [True, False])
+def test_stripped_healthy_scans_get_lesions_only_when_allowed(strip_lesions):
+    from brainmri.data.datasets import Sample
+    from brainmri.data.torchdata import ImageDataset
+    from brainmri.preprocess.lesion import PRESENCE
+
+    cfg = PreprocessConfig(image_size=160, crop=True, percentile_clip=None, in_chans=1)
+
+    class Prepared:
+        images = [_head()]
+        samples = [Sample(path="h.png", label=2, split="train", index=0)]
+
+        def __len__(self):
+            return 1
+
+    random.seed(0)
+    ds = ImageDataset(Prepared(), cfg, lesion=1.0, healthy_label=2, skull_strip=1.0, strip_lesions=strip_lesions)
+    labels = {ds[0][1] for _ in range(10)}
+    assert labels == ({PRESENCE} if strip_lesions else {2})
+    unstripped = ImageDataset(Prepared(), cfg, lesion=1.0, healthy_label=2, strip_lesions=False)
+    assert {unstripped[0][1] for _ in range(10)} == {PRESENCE}  # the flag only bites on stripped scans

@@ -113,13 +113,15 @@ class ImageDataset(Dataset):
     ``lesion_margin`` keeps lesion centres that fraction of the head's size inside its outline;
     scans whose path is in ``no_lesion`` (e.g. extra healthy sources, ``data.extra_lesions: false``) never get one.
     With ``skull_strip > 0``, any scan loses scalp and skull with that probability (first, so a
-    lesion goes inside the stripped brain; :func:`brainmri.preprocess.skullstrip.strip_skull`).
+    lesion goes inside the stripped brain; :func:`brainmri.preprocess.skullstrip.strip_skull`);
+    with ``strip_lesions=False`` a stripped scan never gets a lesion, so stripping and pasting never
+    meet (a pasted blob in a stripped brain teaches "stripped brain with a blob is a tumor").
     """
 
     def __init__(
         self, prepared: PreparedImages, cfg: PreprocessConfig, augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
         lesion: float = 0.0, healthy_label: int | None = None, lesion_margin: float = 0.0, skull_strip: float = 0.0,
-        no_lesion: frozenset[str] = frozenset(),
+        no_lesion: frozenset[str] = frozenset(), strip_lesions: bool = True,
     ):
         if lesion and healthy_label is None:
             raise ConfigError("augment.lesion needs a healthy class to paste lesions into (a 'notumor' class); this class set has none")
@@ -131,6 +133,7 @@ class ImageDataset(Dataset):
         self.lesion_margin = lesion_margin
         self.skull_strip = skull_strip
         self.no_lesion = no_lesion
+        self.strip_lesions = strip_lesions
 
     def __len__(self) -> int:
         return len(self.prepared)
@@ -138,11 +141,12 @@ class ImageDataset(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         arr = self.prepared.images[i]
         label = self.prepared.samples[i].label
+        was_stripped = False
         if self.skull_strip and random.random() < self.skull_strip:
             stripped = strip_skull(arr, self.cfg, random)
             if stripped is not None:
-                arr = stripped
-        if (self.lesion and label == self.healthy_label and random.random() < self.lesion
+                arr, was_stripped = stripped, True
+        if (self.lesion and label == self.healthy_label and (self.strip_lesions or not was_stripped) and random.random() < self.lesion
                 and self.prepared.samples[i].path not in self.no_lesion):
             pasted = synthesize_lesion(arr, random, margin=self.lesion_margin)
             if pasted is not None:

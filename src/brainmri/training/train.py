@@ -125,7 +125,8 @@ def run_training(cfg: RunConfig, resume: str | Path | None = None, progress: boo
     healthy = index.class_names.index("notumor") if "notumor" in index.class_names else None
     no_lesion = frozenset(s.path for s in extra_samples) if d.extra_train and not d.extra_lesions else frozenset()
     train_ds = ImageDataset(train_images, cfg.preprocess, build_augment(cfg.augment), cfg.augment.lesion, healthy, cfg.augment.lesion_margin,
-                            cfg.augment.skull_strip, no_lesion=no_lesion)
+                            cfg.augment.skull_strip, no_lesion=no_lesion,
+                            strip_lesions=cfg.augment.skull_strip_lesions)
     val_ds = ImageDataset(val_images, cfg.preprocess)
     sampler = None
     if d.balanced_sampler:
