@@ -63,6 +63,7 @@ class AugmentConfig:
     lesion_margin: float = 0.0  # lesion centres at least this fraction of the head's size inside its outline (0.1 ~ scalp + skull)
     skull_strip: float = 0.0  # probability of stripping scalp and skull off a training scan, any class (preprocess.skullstrip)
     skull_strip_lesions: bool = True  # may a stripped healthy scan also get a synthetic lesion (false: stripped scans keep their own label)
+    skull_strip_skip: list[str] | None = None  # classes never stripped (e.g. [pituitary]: a stripped sella looks like healthy skull-base anatomy)
     lesion: float = 0.0  # probability that a healthy ('notumor') training scan gets a synthetic lesion and the target "some tumor" (preprocess.lesion)
 
 

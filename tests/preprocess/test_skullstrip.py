@@ -84,3 +84,22 @@ def test_stripped_healthy_scans_get_lesions_only_when_allowed(strip_lesions):
     assert labels == ({PRESENCE} if strip_lesions else {2})
     unstripped = ImageDataset(Prepared(), cfg, lesion=1.0, healthy_label=2, strip_lesions=False)
     assert {unstripped[0][1] for _ in range(10)} == {PRESENCE}  # the flag only bites on stripped scans
+
+
+def test_classes_in_strip_skip_are_never_stripped():
+    from brainmri.data.datasets import Sample
+    from brainmri.data.torchdata import ImageDataset
+
+    cfg = PreprocessConfig(image_size=160, crop=False, percentile_clip=None, in_chans=1)
+
+    class Prepared:
+        images = [_head(), _head()]
+        samples = [Sample(path="a.png", label=0, split="train", index=0), Sample(path="p.png", label=3, split="train", index=1)]
+
+        def __len__(self):
+            return 2
+
+    ds = ImageDataset(Prepared(), cfg, skull_strip=1.0, strip_skip=frozenset({3}))
+    plain = ImageDataset(Prepared(), cfg)
+    assert not ds[0][0].equal(plain[0][0])  # class 0 stripped
+    assert ds[1][0].equal(plain[1][0])  # class 3 kept whole

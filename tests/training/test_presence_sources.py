@@ -160,3 +160,11 @@ def test_a_labelled_flat_folder_is_every_image_below_it(tmp_path, monkeypatch):
     (empty / "readme.md").write_text("x")
     with pytest.raises(ConfigError, match="no image files under"):
         load_extra_sources([f"{empty}=notumor"], TUMOR4)
+
+
+def test_skull_strip_skip_must_name_classes_of_the_dataset(tiny_run_config):
+    cfg = tiny_run_config(epochs=1)
+    cfg.augment.skull_strip = 0.5
+    cfg.augment.skull_strip_skip = ["pituitry"]
+    with pytest.raises(ConfigError, match=r"skull_strip_skip names \['pituitry'\]"):
+        run_training(cfg, progress=False)

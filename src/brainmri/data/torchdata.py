@@ -115,13 +115,14 @@ class ImageDataset(Dataset):
     With ``skull_strip > 0``, any scan loses scalp and skull with that probability (first, so a
     lesion goes inside the stripped brain; :func:`brainmri.preprocess.skullstrip.strip_skull`);
     with ``strip_lesions=False`` a stripped scan never gets a lesion, so stripping and pasting never
-    meet (a pasted blob in a stripped brain teaches "stripped brain with a blob is a tumor").
+    meet (a pasted blob in a stripped brain teaches "stripped brain with a blob is a tumor");
+    scans labelled one of ``strip_skip`` are never stripped.
     """
 
     def __init__(
         self, prepared: PreparedImages, cfg: PreprocessConfig, augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
         lesion: float = 0.0, healthy_label: int | None = None, lesion_margin: float = 0.0, skull_strip: float = 0.0,
-        no_lesion: frozenset[str] = frozenset(), strip_lesions: bool = True,
+        no_lesion: frozenset[str] = frozenset(), strip_lesions: bool = True, strip_skip: frozenset[int] = frozenset(),
     ):
         if lesion and healthy_label is None:
             raise ConfigError("augment.lesion needs a healthy class to paste lesions into (a 'notumor' class); this class set has none")
@@ -134,6 +135,7 @@ class ImageDataset(Dataset):
         self.skull_strip = skull_strip
         self.no_lesion = no_lesion
         self.strip_lesions = strip_lesions
+        self.strip_skip = strip_skip
 
     def __len__(self) -> int:
         return len(self.prepared)
@@ -142,7 +144,7 @@ class ImageDataset(Dataset):
         arr = self.prepared.images[i]
         label = self.prepared.samples[i].label
         was_stripped = False
-        if self.skull_strip and random.random() < self.skull_strip:
+        if self.skull_strip and label not in self.strip_skip and random.random() < self.skull_strip:
             stripped = strip_skull(arr, self.cfg, random)
             if stripped is not None:
                 arr, was_stripped = stripped, True

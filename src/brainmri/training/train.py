@@ -109,6 +109,9 @@ def run_training(cfg: RunConfig, resume: str | Path | None = None, progress: boo
     index = load_dataset(d)
     if not index.split("train") or not index.split("val"):
         raise ConfigError(f"{d.root}: training needs non-empty train and val splits (got {index.counts()})")
+    unknown = sorted(set(cfg.augment.skull_strip_skip or ()) - set(index.class_names))
+    if unknown:
+        raise ConfigError(f"augment.skull_strip_skip names {unknown}, not classes of this dataset ({index.class_names})")
     cache_dir = resolve_cache_dir(d.cache_dir)
     log.info("preparing images (crop %s, %d px, cache %s)", cfg.preprocess.crop, cfg.preprocess.image_size, cache_dir or "off")
     train_samples = index.split("train")
@@ -124,9 +127,10 @@ def run_training(cfg: RunConfig, resume: str | Path | None = None, progress: boo
     num_classes = len(index.class_names)
     healthy = index.class_names.index("notumor") if "notumor" in index.class_names else None
     no_lesion = frozenset(s.path for s in extra_samples) if d.extra_train and not d.extra_lesions else frozenset()
+    strip_skip = frozenset(index.class_names.index(c) for c in cfg.augment.skull_strip_skip or ())
     train_ds = ImageDataset(train_images, cfg.preprocess, build_augment(cfg.augment), cfg.augment.lesion, healthy, cfg.augment.lesion_margin,
                             cfg.augment.skull_strip, no_lesion=no_lesion,
-                            strip_lesions=cfg.augment.skull_strip_lesions)
+                            strip_lesions=cfg.augment.skull_strip_lesions, strip_skip=strip_skip)
     val_ds = ImageDataset(val_images, cfg.preprocess)
     sampler = None
     if d.balanced_sampler:
