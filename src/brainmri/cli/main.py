@@ -3,7 +3,8 @@ in-process. Each subcommand lives in its own module exposing ``register(subparse
 a parser and sets ``func(args) -> int`` (the exit code).
 
 Errors the user can cause raise :class:`~brainmri.errors.BrainMRIError`; they are printed as one
-line naming the file and the problem, with exit code 2. Anything else is a bug: one line, exit 3,
+line naming the file and the problem, with exit code 2; so are operating-system errors (a full disk,
+a read-only folder), which are the environment, not a bug. Anything else is a bug: one line, exit 3,
 and the traceback only with ``--debug``.
 """
 from __future__ import annotations
@@ -74,6 +75,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"brainmri {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `brainmri info --json | head`: the reader left; not an error of ours
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keep the interpreter's final flush quiet
+        except OSError:
+            pass
+        return 0
+    except OSError as exc:  # the environment (disk full, read-only place, a folder in the way), not a bug
+        where = exc.filename or "(unknown path)"
+        print(f"brainmri {args.command}: error: {where}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     except Exception as exc:  # a bug: keep the user's screen clean unless asked
         if args.debug or os.environ.get("BRAINMRI_DEBUG"):
             raise

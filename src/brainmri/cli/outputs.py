@@ -1,0 +1,59 @@
+"""Output paths checked before the work starts: a command that would run for minutes and then
+fail to write its ``--json`` / ``--report`` / ``--out`` must fail in a second instead, naming the
+flag, the path and the problem (never a traceback after the work, never lost work)."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from brainmri.errors import BrainMRIError
+
+
+class OutputPathError(BrainMRIError):
+    """An output path cannot be written (a folder where a file is wanted, a read-only place...)."""
+
+
+def _creatable_dir(d: Path, flag: str, path: str | Path) -> None:
+    """``d`` is, or can be made, a writable folder (checked without creating anything)."""
+    probe = d
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        raise OutputPathError(f"{flag} {path}: {probe} is a file, not a folder")
+    try:  # a real probe: permission bits say nothing for root or on /proc-like file systems
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as exc:
+        raise OutputPathError(f"{flag} {path}: cannot write in {probe} ({exc.strerror or exc})") from None
+
+
+def check_output_file(path: str | Path | None, flag: str, *, not_same_as: list[str | Path] = ()) -> None:
+    """Refuse ``path`` as an output *file* if it is a folder, lies under a file or in a place that
+    cannot be written, or is one of the inputs in ``not_same_as`` (writing would destroy it)."""
+    if path is None:
+        return
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise OutputPathError(f"{flag} {path}: is a folder; give a file name")
+    for src in not_same_as:
+        try:
+            if p.exists() and Path(src).exists() and p.resolve() == Path(src).resolve():
+                raise OutputPathError(f"{flag} {path}: is the input file {src}; writing there would destroy it")
+        except OSError:
+            continue
+    if p.exists() and not os.access(p, os.W_OK):
+        raise OutputPathError(f"{flag} {path}: the file is read-only")
+    _creatable_dir(p.parent if str(p.parent) else Path("."), flag, path)
+
+
+def check_output_dir(path: str | Path | None, flag: str) -> None:
+    """Refuse ``path`` as an output *folder* if it is a file or cannot be created or written."""
+    if path is None:
+        return
+    p = Path(path).expanduser()
+    if p.exists() and not p.is_dir():
+        raise OutputPathError(f"{flag} {path}: is a file, not a folder")
+    _creatable_dir(p, flag, path)

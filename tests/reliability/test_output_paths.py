@@ -1,0 +1,55 @@
+"""Output paths are checked before the work (brainmri.cli.outputs), and OS errors are one line, exit 2."""
+from __future__ import annotations
+
+import pytest
+
+from brainmri.cli import main as cli_main
+from brainmri.cli.outputs import OutputPathError, check_output_dir, check_output_file
+
+
+def test_output_file_checks_name_the_flag_and_the_problem(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    check_output_file(tmp_path / "new" / "deeper" / "x.json", "--json")  # creatable: fine
+    assert not (tmp_path / "new").exists()  # and nothing was created by checking
+    with pytest.raises(OutputPathError, match=r"^--json .*: is a folder"):
+        check_output_file(tmp_path, "--json")
+    with pytest.raises(OutputPathError, match=r"afile is a file, not a folder"):
+        check_output_file(afile / "x.json", "--json")
+    with pytest.raises(OutputPathError, match=r"^-o .*: is the input file"):
+        check_output_file(afile, "-o", not_same_as=[str(afile)])
+    with pytest.raises(OutputPathError, match=r"cannot write in /proc"):
+        check_output_file("/proc/nope/x.json", "--json")
+
+
+def test_output_dir_checks(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    check_output_dir(tmp_path / "new", "--out")
+    with pytest.raises(OutputPathError, match=r"^--out .*afile: is a file, not a folder"):
+        check_output_dir(afile, "--out")
+    with pytest.raises(OutputPathError, match=r"afile is a file, not a folder"):
+        check_output_dir(afile / "sub", "--out")
+
+
+def test_an_os_error_in_a_command_is_one_line_exit_2(monkeypatch, capsys):
+    def boom(args):
+        raise IsADirectoryError(21, "Is a directory", "some/out")
+
+    parser = cli_main.build_parser
+    monkeypatch.setattr(cli_main, "build_parser", lambda: _with_func(parser(), boom))
+    assert cli_main.main(["info"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "brainmri info: error: some/out: Is a directory"
+
+
+def _with_func(parser, func):
+    orig = parser.parse_args
+
+    def parse(argv=None):
+        ns = orig(argv)
+        ns.func = func
+        return ns
+
+    parser.parse_args = parse
+    return parser
