@@ -414,3 +414,74 @@ def test_real_alzheimer_and_yes_no_counts(real_datasets: Path) -> None:
     assert totals == {"Mild_Demented": 896, "Moderate_Demented": 64, "Non_Demented": 3200, "Very_Mild_Demented": 2240}
     yn = load(_real(real_datasets, "brain-mri-yes-no"), preset="tumor2")
     assert Counter(yn.class_names[s.label] for s in yn.samples) == {"tumor": 155, "notumor": 98}
+
+
+# --- evaluation sets: load_dataset(cfg, unsplit="test") ------------------------------------------
+
+
+def test_unsplit_test_scores_every_image_of_a_flat_folder_while_training_still_carves(make_dataset):
+    from brainmri.config import DataConfig
+    from brainmri.data.datasets import load_dataset
+
+    root = make_dataset("flat", n_per_class=10)
+    carved = load_dataset(DataConfig(root=str(root)))
+    assert set(carved.counts()) == {"train", "val", "test"} and len(carved.split("test")) < 40
+    whole = load_dataset(DataConfig(root=str(root)), unsplit="test")
+    assert len(whole.split("test")) == 40 and set(whole.counts()) == {"test"}
+    forced = load_dataset(DataConfig(root=str(root), split="stratified"), unsplit="test")
+    assert len(forced.split("test")) == 40  # an evaluation set is never re-split
+
+
+def test_unsplit_test_keeps_real_splits_and_accepts_test_only_sets(make_dataset, tmp_path):
+    import shutil
+
+    from brainmri.config import DataConfig
+    from brainmri.data.datasets import load_dataset
+    from brainmri.errors import DatasetError
+
+    root = make_dataset("split", n_per_class=6, test_per_class=3)
+    a, b = load_dataset(DataConfig(root=str(root))), load_dataset(DataConfig(root=str(root)), unsplit="test")
+    assert a.samples == b.samples and a.official_split == b.official_split
+    tonly = tmp_path / "tonly"
+    shutil.copytree(root / "Testing", tonly / "Testing")
+    with pytest.raises(DatasetError, match="no training split"):
+        load_dataset(DataConfig(root=str(tonly)))
+    idx = load_dataset(DataConfig(root=str(tonly)), unsplit="test")
+    assert set(idx.counts()) == {"test"} and len(idx.samples) == 12 and idx.official_split
+
+
+def test_unsplit_test_accepts_classes_missing_from_the_data(make_dataset):
+    from brainmri.config import DataConfig
+    from brainmri.data.datasets import load_dataset
+    from brainmri.errors import DatasetError
+
+    root = make_dataset("flat", class_names=("glioma", "notumor"), n_per_class=3)
+    cfg = DataConfig(root=str(root), class_names=["glioma", "meningioma", "notumor", "pituitary"])
+    with pytest.raises(DatasetError, match="meningioma' has no images"):
+        load_dataset(cfg)
+    idx = load_dataset(cfg, unsplit="test")
+    assert idx.class_names == cfg.class_names and sorted({s.label for s in idx.samples}) == [0, 2]
+    with pytest.raises(Exception, match="unsplit"):
+        load_dataset(cfg, unsplit="bogus")
+
+
+def test_npz_arrays_chosen_by_shape_are_named(tmp_path, caplog):
+    from brainmri.config import DataConfig
+    from brainmri.data.datasets import load_dataset
+
+    np.savez(tmp_path / "wrongkeys.npz", a=np.zeros((4, 32, 32)), b=np.arange(4))
+    with caplog.at_level("WARNING"):
+        load_dataset(DataConfig(root=str(tmp_path / "wrongkeys.npz")), unsplit="test")
+    text = caplog.text
+    assert "using 'a' (shape (4, 32, 32)) as the images" in text and "using 'b' (shape (4,)) as the labels" in text
+    assert "every image in 'a' is blank" in text
+
+
+def test_folder_with_one_csv_of_wrong_columns_reports_the_columns(tmp_path):
+    from brainmri.config import DataConfig
+    from brainmri.data.datasets import load_dataset
+    from brainmri.errors import DatasetError
+
+    (tmp_path / "labels.csv").write_text("file,lbl\na.png,0\n")
+    with pytest.raises(DatasetError, match=r"missing column\(s\) Image, Class \(columns: file, lbl\)"):
+        load_dataset(DataConfig(root=str(tmp_path)))

@@ -44,3 +44,14 @@ def test_compare_cli_end_to_end(make_dataset, tmp_path, capsys):
         assert r["accuracy_ci"][0] <= r["accuracy"] <= r["accuracy_ci"][1]
     assert (out / "compare.png").stat().st_size > 1000 and "| seed002_cnn |" in (out / "compare.md").read_text()
     assert "| seed003_cnn |" in capsys.readouterr().out
+
+
+def test_compare_refuses_a_bad_bootstrap_before_training(tmp_path, monkeypatch):
+    import brainmri.training as training
+    from brainmri.errors import ConfigError
+    from brainmri.evaluation.compare import compare_models
+
+    monkeypatch.setattr(training, "run_training", lambda *a, **k: pytest.fail("trained despite --bootstrap -5"))
+    with pytest.raises(ConfigError, match="--bootstrap -5"):
+        compare_models(tmp_path / "nodata", ["seed002_cnn"], out=tmp_path / "cmp", n_boot=-5)
+    assert not (tmp_path / "cmp").exists()

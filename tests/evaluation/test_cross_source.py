@@ -146,3 +146,25 @@ def test_cli_excludes_training_copies_and_writes_json(checkpoint, tmp_path, caps
                  "--leak-threshold", "0", "--json", str(out)]) == 0
     assert "left out 1 image(s)" in capsys.readouterr().out
     assert json.loads(out.read_text())["n"] == 7
+
+
+def test_nifti_noise_slices_are_counted_out_of_distribution_and_4d_is_named(checkpoint, tmp_path):
+    import nibabel as nib
+
+    from brainmri.evaluation.cross_source import summary_lines
+
+    rng = np.random.default_rng(0)
+    noise = tmp_path / "noise4d.nii.gz"
+    nib.save(nib.Nifti1Image(rng.uniform(0, 1000, (24, 24, 4, 3)).astype(np.float32), np.eye(4)), str(noise))
+    r = evaluate_tumor_presence(checkpoint, noise, assume_label="notumor", slices="all")
+    assert r["ood"]["n"] == r["ood"]["of"] == 4 and "noise" in r["ood"]["examples"][0]
+    assert "3 volumes" in r["volume_note"] and "first" in r["volume_note"]
+    text = "\n".join(summary_lines(r))
+    assert "4 of 4 slices are out of distribution" in text and "3 volumes" in text
+    vol = np.zeros((24, 24, 6), np.float32)
+    yy, xx = np.mgrid[:24, :24]
+    vol[((yy - 12) ** 2 + (xx - 12) ** 2) < 80] = 100.0
+    disc = tmp_path / "disc.nii.gz"
+    nib.save(nib.Nifti1Image(vol, np.eye(4)), str(disc))
+    clean = evaluate_tumor_presence(checkpoint, disc, assume_label="notumor", slices="all")
+    assert "volume_note" not in clean and clean["ood"]["of"] == 6

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -15,14 +16,18 @@ def register(subparsers) -> None:
         description=(
             "Evaluate a checkpoint. Class names, preprocessing and temperature come from the checkpoint. "
             "Reports accuracy, loss, precision/recall/F1 (per class, macro, weighted), MCC, Cohen's kappa, "
-            "one-vs-rest ROC-AUC, 95%% bootstrap intervals, ECE before/after temperature scaling, and the same "
-            "numbers on the test images that have no near-duplicate in training. For research use only; not a medical device."
+            "one-vs-rest ROC-AUC, 95% bootstrap intervals, ECE before/after temperature scaling, and the same "
+            "numbers on the test images that have no near-duplicate in training. Data without a training split of its own (a folder "
+            "of class folders, a CSV / NPZ without a split column, only Testing/) is an external test set: every image is scored, "
+            "classes it lacks are named and left out of the macro averages; the checkpoint's own training folder is carved as in "
+            "training. For research use only; not a medical device."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("checkpoint", help="brainmri .safetensors checkpoint")
     p.add_argument("--data", required=True, help="dataset folder (split folders, class folders), CSV folder or NPZ file")
-    p.add_argument("--split", default="test", help="train | val | test")
+    p.add_argument("--split", default="test", help="train | val | test (data with no split of its own, e.g. a folder of class folders, "
+                                                 "is wholly the test set unless it is the checkpoint's own training data)")
     p.add_argument("--preset", default=None, help="tumor4 | tumor2 | alzheimer4, if the checkpoint names no task")
     p.add_argument("--json", dest="json_out", metavar="OUT", help="write all results as JSON here")
     p.add_argument("--report", metavar="OUT.html", help="write a self-contained HTML report here")
@@ -38,13 +43,13 @@ def register(subparsers) -> None:
                    help="cross-source check: collapse the model's classes to tumor vs notumor and report the rate of tumor scans "
                         "called a tumor class and of healthy scans called notumor (DATA: yes/no or tumor-type folders)")
     p.add_argument("--assume-label", choices=("tumor", "notumor"), default=None,
-                   help="with --tumor-presence: every image under DATA has this label (e.g. a healthy-only set)")
+                   help="implies --tumor-presence: every image under DATA (or every slice of a NIfTI volume) has this label (e.g. a healthy-only set)")
     p.add_argument("--exclude-near-duplicates-of", dest="exclude_seen", metavar="DIR", default=None,
                    help="with --tumor-presence: leave out images with a near-duplicate (pHash) in DIR, e.g. the model's training set")
     p.add_argument("--exclude-trained", action="store_true",
                    help="with --tumor-presence: leave out the images the checkpoint was trained on (its data.extra_train files)")
-    p.add_argument("--axis", default="axial", help="with --tumor-presence on a NIfTI volume: slicing axis")
-    p.add_argument("--slices", default="middle:80", help="with --tumor-presence on a NIfTI volume: slices (middle, middle:K, all, A:B[:STEP], N)")
+    p.add_argument("--axis", default=None, help="with --tumor-presence on a NIfTI volume: slicing axis (default axial)")
+    p.add_argument("--slices", default=None, help="with --tumor-presence on a NIfTI volume: slices (middle, middle:K, all, A:B[:STEP], N; default middle:80)")
     p.set_defaults(func=run)
 
 
@@ -55,11 +60,15 @@ def _fmt_ci(value: float, ci: list) -> str:
 
 def summary_lines(r: dict) -> list[str]:
     """Human summary of an evaluation result (what the CLI prints)."""
-    lines = [f"{r['model']} on {r['data']} ({r['split']}, n={r['n']})", "", r["report_text"], ""]
+    lines = [f"{r['model']} on {r['data']} ({r['split']}, n={r['n']})"]
+    lines += [f"note: {r['split_note']}"] if r.get("split_note") else []
+    lines += ["", r["report_text"], ""]
     lines.append(f"accuracy {_fmt_ci(r['accuracy'], r['ci']['accuracy'])}   macro F1 {_fmt_ci(r['macro_f1'], r['ci']['macro_f1'])}  (95% bootstrap)")
     t_note = " (no fitted temperature in the checkpoint)" if r["temperature_missing"] else ""
     lines.append(f"calibration: T = {r['temperature']:.3f}{t_note}; ECE {r['ece_before']:.4f} with T=1 -> {r['ece']:.4f} with T")
     leak, lf = r.get("leak"), r.get("leak_free")
+    if r.get("leak_note"):
+        lines.append(r["leak_note"])
     if leak and leak.get("checked"):
         lines.append(f"leakage: {leak['n_leaked']} of {leak['n_test']} test images have a near-duplicate in training (pHash <= {leak['threshold']})")
         if lf:
@@ -79,11 +88,50 @@ def summary_lines(r: dict) -> list[str]:
     return lines
 
 
+def _check_flags(args) -> None:
+    """Refuse a flag that the chosen mode would silently ignore, and a NIfTI volume without a label."""
+    from brainmri.errors import ConfigError
+    from brainmri.evaluation.cross_source import is_nifti
+
+    presence = bool(args.tumor_presence or args.assume_label)
+    nifti = is_nifti(args.data)
+    if nifti and not args.assume_label:
+        raise ConfigError(f"{args.data}: a NIfTI volume has no labels; evaluate it with --assume-label tumor|notumor "
+                          "(tumor-presence rates over its slices)")
+    only_presence = "works only with --tumor-presence (or --assume-label)"
+    only_classes = "works only for the class metrics (without --tumor-presence / --assume-label)"
+    checks = [
+        ("--exclude-near-duplicates-of", args.exclude_seen, only_presence, not presence),
+        ("--exclude-trained", args.exclude_trained, only_presence, not presence),
+        ("--axis", args.axis is not None, "works only for a NIfTI volume (with --assume-label)", not nifti),
+        ("--slices", args.slices is not None, "works only for a NIfTI volume (with --assume-label)", not nifti),
+        ("--report", args.report, only_classes, presence),
+        ("--tta", args.tta, only_classes, presence),
+        ("--all-splits", args.all_splits, only_classes, presence),
+        ("--preset", args.preset, only_classes, presence),
+        ("--split", args.split != "test", only_classes + "; tumor presence uses every image", presence),
+    ]
+    for flag, given, why, ignored in checks:
+        if given and ignored:
+            raise ConfigError(f"{flag} {why}; it would be ignored here")
+
+
 def run(args) -> int:
-    from brainmri.evaluation.evaluate import evaluate_checkpoint
-
+    from brainmri.cli.outputs import check_output_dir, check_output_file
     from brainmri.data.cache import resolve_cache_dir
+    from brainmri.evaluation.evaluate import check_options, evaluate_checkpoint
 
+    inputs = [args.checkpoint, args.data]
+    check_output_file(args.json_out, "--json", not_same_as=inputs)
+    check_output_file(args.report, "--report", not_same_as=inputs)
+    if args.json_out and args.report and Path(args.json_out).expanduser().resolve() == Path(args.report).expanduser().resolve():
+        from brainmri.cli.outputs import OutputPathError
+
+        raise OutputPathError(f"--json {args.json_out} and --report {args.report} are the same file")
+    if args.cache_dir not in (None, "auto"):
+        check_output_dir(resolve_cache_dir(args.cache_dir), "--cache-dir")
+    check_options(args.batch_size, args.bootstrap, args.leak_threshold, args.explain_method)
+    _check_flags(args)
     cache_dir = resolve_cache_dir(args.cache_dir)
     cache_dir = str(cache_dir) if cache_dir else None
     if args.tumor_presence or args.assume_label:
@@ -91,11 +139,12 @@ def run(args) -> int:
         from brainmri.evaluation.evaluate import write_json
 
         presence = evaluate_tumor_presence(args.checkpoint, args.data, args.assume_label, cache_dir, args.batch_size,
-                                           exclude_seen=args.exclude_seen, threshold=args.leak_threshold, axis=args.axis, slices=args.slices,
-                                           exclude_trained=args.exclude_trained)
+                                           exclude_seen=args.exclude_seen, threshold=args.leak_threshold, axis=args.axis or "axial",
+                                           slices=args.slices or "middle:80", exclude_trained=args.exclude_trained)
         print("\n".join(presence_lines(presence)))
         if args.json_out:
             write_json(presence, args.json_out)
+            print(f"JSON: {args.json_out}")
         return 0
     result = evaluate_checkpoint(
         args.checkpoint, args.data, split=args.split, preset=args.preset, batch_size=args.batch_size, tta=args.tta,

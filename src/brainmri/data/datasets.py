@@ -174,9 +174,11 @@ def _decode_label(r: RawSample, label_names: dict[str, str], codes: list[str] | 
 
 
 def _resolve_labels(
-    records: list[RawSample], cfg: DataConfig, coded: bool, code_names: list[str] | None
+    records: list[RawSample], cfg: DataConfig, coded: bool, code_names: list[str] | None, allow_absent: bool = False
 ) -> tuple[list[str], list[int]]:
-    """Turn raw label strings into class names and label indices (presets, class maps, codes)."""
+    """Turn raw label strings into class names and label indices (presets, class maps, codes).
+    ``allow_absent``: configured classes with no image are kept (an evaluation set with only some
+    of a model's classes) instead of refused."""
     fixed, class_map = resolve_classes(cfg)
     label_names = {str(k): str(v) for k, v in (cfg.csv_label_names or {}).items()} if coded else {}
     codes = (code_names or fixed) if coded else None
@@ -201,7 +203,7 @@ def _resolve_labels(
         labels.append(index[n])
     present = set(labels)
     for i, c in enumerate(class_names):
-        if i not in present:
+        if i not in present and not allow_absent:
             raise DatasetError(f"{cfg.root}: class '{c}' has no images (classes: {class_names})")
     return class_names, labels
 
@@ -211,10 +213,11 @@ def _resolve_labels(
 
 
 def _check_splits(samples: list[Sample], class_names: list[str], root: str) -> None:
+    anywhere = {s.label for s in samples}  # a class absent from the whole set was allowed by _resolve_labels
     for split in sorted({s.split for s in samples}):
         present = {s.label for s in samples if s.split == split}
         for i, c in enumerate(class_names):
-            if i not in present:
+            if i in anywhere and i not in present:
                 raise DatasetError(f"{root}: class '{c}' is missing from split '{split}'")
 
 
@@ -225,7 +228,15 @@ def _carve(samples: list[Sample], split: str, ratio: float, seed: int) -> list[S
     return [replace(s, split=split) if id(s) in moved else s for s in samples]
 
 
-def _assign_splits(samples: list[Sample], official: bool, cfg: DataConfig, class_names: list[str]) -> list[Sample]:
+def _is_test_set(samples: list[Sample], official: bool, unsplit: str) -> bool:
+    """True when ``unsplit='test'`` and the data has no training split of its own: it is wholly
+    an evaluation set (not carved, not re-split)."""
+    return unsplit == "test" and not (official and any(s.split == "train" for s in samples))
+
+
+def _assign_splits(samples: list[Sample], official: bool, cfg: DataConfig, class_names: list[str], unsplit: str = "carve") -> list[Sample]:
+    if _is_test_set(samples, official, unsplit):
+        return samples if official else [replace(s, split="test") for s in samples]
     if cfg.split == "stratified" or not official:
         parts = stratified_split(samples, [s.label for s in samples], {"val": cfg.val_ratio, "test": cfg.test_ratio}, cfg.seed)
         return [replace(s, split=split) for split in SPLITS for s in parts.get(split, [])]
@@ -281,10 +292,16 @@ def _find_source(root: Path, cfg: DataConfig) -> tuple[str, Path]:
     npzs = [p for p in sorted(root.glob("*.npz")) if not is_hidden(p)]
     if len(npzs) == 1:
         return "npz", npzs[0]
+    others = [p for p in sorted(root.glob("*.csv")) if not is_hidden(p)]
+    if len(others) == 1:  # its header lacks the label columns: reading it names them
+        return "csv", others[0]
     raise DatasetError(f"{root}: no split folders, class subfolders, labels CSV or NPZ file found")
 
 
-def load_dataset(cfg: DataConfig) -> DatasetIndex:
+UNSPLIT_MODES = ("carve", "test")
+
+
+def load_dataset(cfg: DataConfig, *, unsplit: str = "carve") -> DatasetIndex:
     """Find the images under ``cfg.root`` and assign each a class and a split.
 
     Class names come from ``cfg.class_names``, else the preset, else the sorted label names
@@ -293,10 +310,19 @@ def load_dataset(cfg: DataConfig) -> DatasetIndex:
     everything is split ``1 - val - test / val / test`` stratified. ``cfg.split`` can force
     ``stratified`` or ``leak-free`` (near-duplicates kept within one split).
 
+    ``unsplit`` says what to do with data that has no training split of its own (a folder of
+    class folders, a CSV / NPZ without a split column, or only a ``Testing/`` split):
+    ``carve`` (training's default) carves train / val / test from it as above; ``test`` (an
+    external evaluation set) makes every image a test image (own test / val splits kept as they
+    are) and accepts configured classes that have no image there. Data with its own training
+    split is treated the same in both modes.
+
     Raises:
         DatasetError: missing folder, empty class, class missing from a split, CSV row naming a
             missing file or an unknown label, unreadable NPZ, and so on; the message names it.
     """
+    if unsplit not in UNSPLIT_MODES:
+        raise ConfigError(f"unsplit={unsplit!r} is not valid; choose one of: {', '.join(UNSPLIT_MODES)}")
     root = Path(cfg.root)
     skipped: Counter = Counter()
     layout, path = _find_source(root, cfg)
@@ -308,12 +334,14 @@ def load_dataset(cfg: DataConfig) -> DatasetIndex:
         records, official = read_csv_labels(path, root if root.is_dir() else path.parent, cfg)
     else:
         arrays, records, code_names, official = read_npz(path, cfg)
-    class_names, labels = _resolve_labels(records, cfg, coded=layout in ("csv", "npz"), code_names=code_names)
+    class_names, labels = _resolve_labels(records, cfg, coded=layout in ("csv", "npz"), code_names=code_names, allow_absent=unsplit == "test")
     samples = [Sample(r.path, lab, r.split or "train", r.index) for r, lab in zip(records, labels)]
-    samples = _assign_splits(samples, official, cfg, class_names)
+    test_set = _is_test_set(samples, official, unsplit)
+    samples = _assign_splits(samples, official, cfg, class_names, unsplit)
     if skipped:
         total = sum(skipped.values())
         parts = [f"{skipped['hidden']} hidden"] * bool(skipped["hidden"]) + [f"{skipped['not_image']} not images"] * bool(skipped["not_image"])
         logger.warning("%s: skipped %d files: %s", root, total, ", ".join(parts))
-    index = DatasetIndex(str(root), class_names, samples, {k: v for k, v in skipped.items() if v}, arrays, official and cfg.split == "auto", layout)
-    return _leak_free(index, cfg) if cfg.split == "leak-free" else index
+    index = DatasetIndex(str(root), class_names, samples, {k: v for k, v in skipped.items() if v}, arrays,
+                         official and (cfg.split == "auto" or test_set), layout)
+    return _leak_free(index, cfg) if cfg.split == "leak-free" and not test_set else index

@@ -7,6 +7,7 @@ indices (presets, class maps, integer codes) is :mod:`brainmri.data.datasets`' j
 from __future__ import annotations
 
 import csv
+import logging
 import zipfile
 from collections import defaultdict
 from pathlib import Path
@@ -23,6 +24,7 @@ SPLIT_ALIASES = {
     "val": "val", "valid": "val", "validation": "val",
     "test": "test", "testing": "test",
 }
+logger = logging.getLogger(__name__)
 NPZ_IMAGE_KEYS = ("images", "image", "x", "X", "data", "imgs", "image_data", "arr_0")
 NPZ_LABEL_KEYS = ("labels", "label", "y", "Y", "target", "targets", "classes", "arr_1")
 
@@ -103,8 +105,9 @@ def read_csv_labels(csv_path: Path, root: Path, cfg: DataConfig) -> tuple[list[R
             path_col, label_col = _column(fields, cfg.csv_path_column), _column(fields, cfg.csv_label_column)
             missing = [c for c, got in ((cfg.csv_path_column, path_col), (cfg.csv_label_column, label_col)) if got is None]
             if missing:
-                raise DatasetError(f"{csv_path}: missing column(s) {', '.join(missing)} (columns: {', '.join(fields) or 'none'}; "
-                                   "set data.csv_path_column / data.csv_label_column)")
+                raise DatasetError(f"{csv_path}: missing column(s) {', '.join(missing)} (columns: {', '.join(fields) or 'none'}); "
+                                   f"name the image-path column {cfg.csv_path_column!r} and the label column {cfg.csv_label_column!r}, "
+                                   "or set data.csv_path_column / data.csv_label_column in a config")
             split_col = _column(fields, "split")
             rows = [(i, reader.line_num, row) for i, row in enumerate(reader, start=1)]
     except UnicodeDecodeError:
@@ -151,6 +154,8 @@ def _pick_key(arrays: dict[str, np.ndarray], wanted: str | None, defaults: tuple
     # fall back on shape: the only image stack (ndim >= 3) / the only 1-D array
     shaped = [k for k, a in arrays.items() if (a.ndim >= 3 if what == "images" else a.ndim == 1 and a.dtype.kind in "uifb")]
     if len(shaped) == 1:
+        logger.warning("%s: no array named %s; using %r (shape %s) as the %s (set data.%s to choose)",
+                       path, "/".join(defaults), shaped[0], tuple(arrays[shaped[0]].shape), what, field)
         return shaped[0]
     raise DatasetError(f"{path}: cannot find the {what} array (tried {', '.join(defaults)}; arrays: {', '.join(keys)}); set data.{field}")
 
@@ -221,6 +226,8 @@ def read_npz(path: Path, cfg: DataConfig) -> tuple[np.ndarray, list[RawSample], 
         raise DatasetError(f"{path}: labels {lkey!r} have shape {labels.shape}; expected one label per image (N,)")
     if len(labels) != len(images):
         raise DatasetError(f"{path}: {len(images)} images ({ikey!r}) but {len(labels)} labels ({lkey!r}); lengths must match")
+    if images.size and images.min() == images.max():
+        logger.warning("%s: every image in %r is blank (all pixels %g); metrics on them mean nothing", path, ikey, float(images.flat[0]))
     texts = _label_texts(labels, path, lkey)
     names = [str(n) for n in arrays["class_names"].tolist()] if "class_names" in arrays else None
     splits: list[str | None] = [None] * len(texts)

@@ -77,6 +77,8 @@ def compare_models(
 
     if not models:
         raise ConfigError("--models needs at least one model name")
+    if not isinstance(n_boot, int) or n_boot < 1:  # before any training, not after it
+        raise ConfigError(f"--bootstrap {n_boot} is not valid; it must be at least 1 (bootstrap resamples for the 95% intervals)")
     out = Path(out)
     runs = out / "runs"
     runs.mkdir(parents=True, exist_ok=True)

@@ -47,8 +47,9 @@ def is_nifti(path: str | Path) -> bool:
     return name.endswith(".nii") or name.endswith(".nii.gz")
 
 
-def _nifti_images(path: str | Path, meta, axis: str, slices: str) -> tuple[list[np.ndarray], list[str]]:
-    """Prepared images of the selected slices of one volume, and a name per slice."""
+def _nifti_images(path: str | Path, meta, axis: str, slices: str):
+    """Prepared images of the selected slices of one volume, a name per slice, the raw slices
+    (for the out-of-distribution check) and the volume's notes (e.g. which 4-D volume is used)."""
     from brainmri.inference.nifti import read_nifti
     from brainmri.preprocess.pipeline import prepare_image
 
@@ -56,7 +57,8 @@ def _nifti_images(path: str | Path, meta, axis: str, slices: str) -> tuple[list[
     if not p.is_file():
         raise ConfigError(f"{p}: NIfTI file not found")
     vol = read_nifti(p.read_bytes(), str(p), axis=axis, slices=slices)
-    return [prepare_image(img, meta.preprocess) for img in vol.images], [f"{p}#slice{i}" for i in vol.indices]
+    names = [f"{p}#slice{i}" for i in vol.indices]
+    return [prepare_image(img, meta.preprocess) for img in vol.images], names, list(vol.images), vol.info
 
 
 def near_duplicate_mask(index, reference: str | Path, threshold: int) -> tuple[np.ndarray, dict]:
@@ -168,9 +170,10 @@ def evaluate_tumor_presence(
             raise ConfigError(f"{root}: a NIfTI volume has no labels; give assume_label (tumor or notumor)")
         if exclude_seen or exclude_trained:
             raise ConfigError(f"{root}: excluding seen or trained-on images compares image files; it does not apply to a NIfTI volume")
-        images, paths = _nifti_images(root, meta, axis, slices)
+        images, paths, raw_slices, volume_info = _nifti_images(root, meta, axis, slices)
         truth = np.full(len(images), assume_label == "tumor")
     else:
+        raw_slices, volume_info = None, None
         images, truth, paths, failures, excluded = _folder_images(root, meta, assume_label, cache_dir, exclude_seen, threshold, exclude_trained)
     with torch.inference_mode():
         logits = predict_logits(model, meta, images, batch_size)
@@ -194,6 +197,14 @@ def evaluate_tumor_presence(
     }
     if excluded is not None:
         result["excluded_seen"] = excluded
+    if raw_slices is not None:
+        result["ood"] = ood = _slice_ood(raw_slices, logits, meta, paths)
+        keep = ~np.array(ood.pop("mask"), dtype=bool)
+        if ood["n"] and keep.any():  # the same rate on the slices predict would label
+            hits = called_tumor[keep] if assume_label == "tumor" else ~called_tumor[keep]
+            ood["rate_in_distribution"] = _rate(hits)
+        if volume_info.get("note"):
+            result["volume_note"] = volume_info["note"]
     warning = _trained_on_warning(checkpoint, meta, root, paths)
     if warning:
         result["warning"] = warning
@@ -201,6 +212,16 @@ def evaluate_tumor_presence(
         result["auc"] = roc_auc(truth, p_tumor)
         result["accuracy"] = float((called_tumor == truth).mean())
     return result
+
+
+def _slice_ood(raw_slices: list[np.ndarray], logits: np.ndarray, meta, paths: list[str]) -> dict:
+    """How many slices ``brainmri predict`` would call out of distribution (blank, noise, unlike
+    the training images), with the first reasons: their rates are not a judgement of the model."""
+    from brainmri.inference.ood import check_ood
+
+    flags = [check_ood(img, torch.from_numpy(row).float(), meta.ood) for img, row in zip(raw_slices, logits)]
+    bad = [(p, reason) for p, (ood, reason) in zip(paths, flags) if ood]
+    return {"n": len(bad), "of": len(paths), "mask": [bool(ood) for ood, _ in flags], "examples": [f"{p}: {r}" for p, r in bad[:5]]}
 
 
 def _trained_on_warning(checkpoint, meta, root, paths: list[str]) -> str | None:
@@ -261,4 +282,14 @@ def summary_lines(r: dict) -> list[str]:
         lines.append(f"  ROC-AUC of P(tumor): {r['auc']:.4f}; accuracy {100 * r['accuracy']:.1f}%")
     for label, counts in r["predicted"].items():
         lines.append(f"  true {label}: predicted " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    if r.get("volume_note"):
+        lines.append(f"  note: {r['volume_note']}")
+    ood = r.get("ood")
+    if ood and ood["n"]:
+        lines.append(f"  WARNING: {ood['n']} of {ood['of']} slices are out of distribution (brainmri predict would give them no label), "
+                     f"e.g. {ood['examples'][0]}; the rates above include them")
+        v = ood.get("rate_in_distribution")
+        if v:
+            lines.append(f"  on the {v['n']} in-distribution slices: {v['count']}/{v['n']} = {100 * v['rate']:.1f}% "
+                         f"(95% CI {100 * v['ci95'][0]:.1f}-{100 * v['ci95'][1]:.1f})")
     return lines

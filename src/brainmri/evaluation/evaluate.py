@@ -95,11 +95,44 @@ def _same_path(a: str | Path, b: str | Path) -> bool:
         return False
 
 
+def _class_totals(counts: dict) -> dict[str, int]:
+    """``{class: images}`` summed over the splits of ``DatasetIndex.counts()``-like data."""
+    totals: dict[str, int] = {}
+    for per_class in (counts or {}).values():
+        for c, k in (per_class or {}).items():
+            totals[c] = totals.get(c, 0) + int(k)
+    return {c: k for c, k in totals.items() if k}
+
+
+def trained_on_reason(meta, data, checkpoint, index) -> str | None:
+    """Why ``data`` looks like the dataset ``checkpoint`` was trained on (its root, as recorded in
+    the checkpoint or in the run's ``config.yaml``, or the same number of images per class as
+    its training data), or ``None``."""
+    roots = [(meta.data or {}).get("root")]
+    run_cfg = Path(checkpoint).parent / "config.yaml"
+    if run_cfg.is_file():
+        try:
+            from brainmri.config import load_run_config
+
+            roots.append(load_run_config(run_cfg).data.root)
+        except Exception:  # noqa: BLE001 - an unreadable run config only loses this hint
+            pass
+    if any(r and _same_path(r, data) for r in roots):
+        return "the checkpoint's training data root"
+    trained = _class_totals((meta.data or {}).get("counts"))
+    if trained and trained == _class_totals(index.counts()):
+        return "same images per class as the checkpoint's training data"
+    return None
+
+
 def load_split(index, split: str, meta, cache_dir: str | None = None, max_pixels: int | None = None):
     """Prepare one split's images with the checkpoint's preprocessing (unreadable files skipped)."""
     from brainmri.data.torchdata import PreparedImages
 
     samples = index.split(split)
+    if not samples and not index.split("train") and len(index.counts()) == 1 and not index.official_split:
+        raise DatasetError(f"{index.root}: the data has no split of its own, so all its {len(index.samples)} images are the test set; "
+                           f"drop --split {split}")
     if not samples:
         raise DatasetError(f"{index.root}: split '{split}' is empty or missing (splits here: {', '.join(sorted(index.counts()))})")
     kwargs = {"max_pixels": max_pixels} if max_pixels else {}
@@ -153,21 +186,32 @@ def predict_split(model, meta, index, split: str, batch_size: int = 64, tta: boo
 # metrics
 
 
-def summarize(labels: np.ndarray, logits: np.ndarray, class_names: list[str], temperature: float, n_boot: int = 1000, seed: int = 0) -> dict:
-    """Metrics (temperature-scaled probabilities) + bootstrap CIs + ECE before/after scaling."""
+def present_classes(labels: np.ndarray, k: int) -> list[int] | None:
+    """The class indices present in ``labels`` when some of the ``k`` are absent, else ``None``
+    (macro averages then run over all classes, as always)."""
+    present = sorted({int(v) for v in np.asarray(labels).tolist()})
+    return present if present and len(present) < k else None
+
+
+def summarize(labels: np.ndarray, logits: np.ndarray, class_names: list[str], temperature: float, n_boot: int = 1000, seed: int = 0,
+              average_over: list[int] | None = None) -> dict:
+    """Metrics (temperature-scaled probabilities) + bootstrap CIs + ECE before/after scaling.
+    ``average_over``: class indices of the macro averages (default all; see :func:`present_classes`)."""
     probs = softmax_with_temperature(logits, temperature)
-    m = classification_metrics(labels, probs, class_names)
+    m = classification_metrics(labels, probs, class_names, average_over)
     pred = probs.argmax(1) if len(labels) else np.zeros(0, dtype=np.int64)
     k = len(class_names)
+    if average_over is not None:
+        m["absent_classes"] = [c for i, c in enumerate(class_names) if i not in set(average_over)]
     m["ci"] = {
         "level": 0.95,
         "n_boot": n_boot,
         "accuracy": list(bootstrap_ci(labels, pred, accuracy_score, n_boot=n_boot, seed=seed)),
-        "macro_f1": list(bootstrap_ci(labels, pred, partial(macro_f1_score, num_classes=k), n_boot=n_boot, seed=seed)),
+        "macro_f1": list(bootstrap_ci(labels, pred, partial(macro_f1_score, num_classes=k, classes=average_over), n_boot=n_boot, seed=seed)),
     }
     m["ece"] = expected_calibration_error(probs, labels)
     m["ece_before"] = expected_calibration_error(softmax_with_temperature(logits, 1.0), labels)
-    m["loss_before"] = classification_metrics(labels, softmax_with_temperature(logits, 1.0), class_names)["loss"]
+    m["loss_before"] = classification_metrics(labels, softmax_with_temperature(logits, 1.0), class_names, average_over)["loss"]
     return m
 
 
@@ -195,12 +239,52 @@ def leak_mask(index, preds: SplitPredictions, threshold: int, cache_dir: str | N
 
 
 def _short(m: dict) -> dict:
-    keys = ("n", "accuracy", "loss", "precision", "recall", "macro_f1", "mcc", "kappa", "roc_auc", "ece", "ece_before", "ci", "per_class", "confusion_matrix", "weighted")
+    keys = ("n", "accuracy", "loss", "precision", "recall", "macro_f1", "mcc", "kappa", "roc_auc", "ece", "ece_before", "ci", "per_class", "confusion_matrix", "weighted",
+            "absent_classes")
     return {k: m[k] for k in keys if k in m}
 
 
 # ----------------------------------------------------------------------------------------------
 # entry point
+
+
+def check_options(batch_size: int = 64, n_boot: int = 1000, leak_threshold: int | None = None, explain_method: str = "gradcam") -> None:
+    """Refuse bad evaluation options before any work (one line naming the flag and the range)."""
+    from brainmri.data.hashing import HASH_BITS
+    from brainmri.explain.cam import normalize_method
+
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"--batch-size {batch_size} is not valid; it must be at least 1")
+    if not isinstance(n_boot, int) or n_boot < 1:
+        raise ConfigError(f"--bootstrap {n_boot} is not valid; it must be at least 1 (bootstrap resamples for the 95% intervals)")
+    if leak_threshold is not None and leak_threshold > HASH_BITS:
+        raise ConfigError(f"--leak-threshold {leak_threshold} is not valid; a pHash distance is 0..{HASH_BITS} (negative disables the check)")
+    normalize_method(explain_method)
+
+
+def _load_index(meta, data, cfg, checkpoint) -> tuple:
+    """The dataset to evaluate on and a note on how its test split was chosen (or ``None``).
+
+    A full :class:`DataConfig` is split as training splits it. A path is an evaluation set:
+    without a training split of its own (a folder of class folders, a CSV / NPZ without a split
+    column, only ``Testing/``) every image is a test image, unless it looks like the
+    checkpoint's own training data: then its held-out test split is carved as in training."""
+    from brainmri.data.datasets import load_dataset
+
+    if isinstance(data, DataConfig):
+        return load_dataset(cfg), None
+    index = load_dataset(cfg, unsplit="test")
+    if index.split("train") or index.official_split:
+        if not index.split("train"):
+            return index, f"{cfg.root}: the data has only its own {' and '.join(sorted(index.counts()))} split, no training split"
+        return index, None
+    reason = trained_on_reason(meta, data, checkpoint, index)
+    if reason is None:
+        return index, f"{cfg.root}: no train/test split in the data: scoring all {len(index.samples)} images"
+    carved = load_dataset(cfg)
+    n_test = len(carved.split("test"))
+    return carved, (f"{cfg.root} looks like the model's training data ({reason}): scoring its held-out test split, "
+                    f"carved as in training ({n_test} of {len(carved.samples)} images)")
 
 
 def evaluate_checkpoint(
@@ -241,12 +325,12 @@ def evaluate_checkpoint(
         ``report_text``, ``disclaimer`` and more.
     """
     from brainmri.checkpoint import load_checkpoint
-    from brainmri.data.datasets import load_dataset
 
     started = time.time()
     split_name = SPLIT_NAMES.get(str(split).lower())
     if split_name is None:
         raise ConfigError(f"--split {split!r} is not valid; choose one of: train, val, test")
+    check_options(batch_size, n_boot, leak_threshold, explain_method)
     model, meta = load_checkpoint(checkpoint)
     cal = meta.calibration or {}
     temperature = meta.temperature
@@ -254,12 +338,13 @@ def evaluate_checkpoint(
     if t_missing:
         log.warning("%s: no fitted temperature in the checkpoint (T = 1): probabilities are uncalibrated", checkpoint)
     cfg = data_config_for(meta, data, checkpoint, preset)
-    index = load_dataset(cfg)
+    index, split_note = _load_index(meta, data, cfg, checkpoint)
     names = list(meta.class_names)
     if list(index.class_names) != names:
         raise DatasetError(f"{cfg.root}: dataset classes {index.class_names} do not match the checkpoint's {names}")
 
     preds = predict_split(model, meta, index, split_name, batch_size, tta, cache_dir)
+    over = present_classes(preds.labels, len(names))
     result: dict = {
         "checkpoint": str(checkpoint),
         "model": meta.model.name,
@@ -272,12 +357,17 @@ def evaluate_checkpoint(
         "calibration_stored": meta.calibration,
         "preprocess": {"image_size": meta.preprocess.image_size, "crop": meta.preprocess.crop, "in_chans": meta.preprocess.in_chans},
         "unreadable": [f"{p}: {r}" for p, r in preds.failures],
+        "split_note": split_note,
     }
-    result.update(summarize(preds.labels, preds.logits, names, temperature, n_boot, seed))
+    result.update(summarize(preds.labels, preds.logits, names, temperature, n_boot, seed, over))
     result["report_text"] = classification_report_text(result)
 
     result["leak"], result["leak_free"], mask = None, None, None
-    if split_name == "test" and (leak_threshold is None or leak_threshold >= 0) and index.split("train"):
+    result["leak_note"] = None
+    leak_wanted = split_name == "test" and (leak_threshold is None or leak_threshold >= 0)
+    if leak_wanted and not index.split("train"):
+        result["leak_note"] = (f"leakage: not checked: {cfg.root} has no training split, and the model's own training data is not known here")
+    if leak_wanted and index.split("train"):
         from brainmri.data.audit import DEFAULT_THRESHOLD
 
         thr = DEFAULT_THRESHOLD if leak_threshold is None else int(leak_threshold)
@@ -287,11 +377,11 @@ def evaluate_checkpoint(
             log.warning("leak check failed: %s", exc)
             result["leak"] = {"checked": False, "error": f"{type(exc).__name__}: {exc}"}
         if mask is not None and (~mask).any() and mask.any():
-            result["leak_free"] = _short(summarize(preds.labels[mask], preds.logits[mask], names, temperature, n_boot, seed))
+            result["leak_free"] = _short(summarize(preds.labels[mask], preds.logits[mask], names, temperature, n_boot, seed, over))
 
     result["tta"] = None
     if preds.tta_logits is not None:
-        t_m = summarize(preds.labels, preds.tta_logits, names, temperature, n_boot, seed)
+        t_m = summarize(preds.labels, preds.tta_logits, names, temperature, n_boot, seed, over)
         result["tta"] = {**_short(t_m), "delta_accuracy": t_m["accuracy"] - result["accuracy"], "delta_macro_f1": t_m["macro_f1"] - result["macro_f1"],
                          "views": ["identity", "hflip", "shift +4%", "shift -4%"]}
 

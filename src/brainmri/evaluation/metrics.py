@@ -91,11 +91,12 @@ def accuracy_score(y_true, y_pred) -> np.ndarray | float:
     return (t == p).mean(axis=-1)
 
 
-def macro_f1_score(y_true, y_pred, num_classes: int | None = None) -> np.ndarray | float:
-    """Unweighted mean of per-class F1 over all classes; works on batches (..., N)."""
+def macro_f1_score(y_true, y_pred, num_classes: int | None = None, classes: Sequence[int] | None = None) -> np.ndarray | float:
+    """Unweighted mean of per-class F1 over all classes (or over the indices ``classes``, e.g.
+    those present in an evaluation set); works on batches (..., N)."""
     k = num_classes or _num_classes(y_true, y_pred)
     _, _, f1, _ = per_class_prf(confusion_matrix(y_true, y_pred, k))
-    return f1.mean(axis=-1)
+    return (f1 if classes is None else f1[..., list(classes)]).mean(axis=-1)
 
 
 def roc_curve(y_binary, scores) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -156,13 +157,16 @@ def _check_inputs(y_true, y_prob, class_names: Sequence[str]) -> tuple[np.ndarra
     return t, p
 
 
-def classification_metrics(y_true, y_prob, class_names: Sequence[str]) -> dict:
+def classification_metrics(y_true, y_prob, class_names: Sequence[str], average_over: Sequence[int] | None = None) -> dict:
     """All the numbers of a classification report.
 
     Args:
         y_true: (N,) true class indices.
         y_prob: (N, K) class probabilities (rows sum to 1); the prediction is the argmax.
         class_names: K names, in label order.
+        average_over: class indices the macro averages run over (default all K; an evaluation
+            set holding only some classes passes those present). Predictions of the others
+            still count as errors.
 
     Returns:
         A JSON-ready dict: ``n``, ``accuracy``, ``loss`` (NLL), ``precision``/``recall``/``f1``
@@ -177,12 +181,13 @@ def classification_metrics(y_true, y_prob, class_names: Sequence[str]) -> dict:
     precision, recall, f1, support = per_class_prf(cm)
     total = support.sum()
     aucs = [roc_auc(t == c, p[:, c]) for c in range(k)]
-    defined = [a for a in aucs if a is not None]
+    over = list(range(k)) if average_over is None else sorted({int(c) for c in average_over})
+    defined = [aucs[c] for c in over if aucs[c] is not None]
 
     def avg(v: np.ndarray, weighted: bool) -> float:
         if weighted:
             return float((v * support).sum() / total) if total else 0.0
-        return float(v.mean())
+        return float(v[over].mean()) if over else 0.0
 
     macro = {"precision": avg(precision, False), "recall": avg(recall, False), "f1": avg(f1, False)}
     weighted = {"precision": avg(precision, True), "recall": avg(recall, True), "f1": avg(f1, True)}
@@ -214,7 +219,8 @@ def classification_metrics(y_true, y_prob, class_names: Sequence[str]) -> dict:
 
 def classification_report_text(metrics: dict, digits: int = 3) -> str:
     """A fixed-width text table like scikit-learn's ``classification_report``."""
-    names = list(metrics["per_class"])
+    absent = list(metrics.get("absent_classes") or [])
+    names = [n for n in metrics["per_class"] if n not in absent]
     width = max([len(n) for n in names] + [len("weighted avg")])
     head = f"{'':>{width}}  {'precision':>9}  {'recall':>9}  {'f1-score':>9}  {'support':>9}"
     lines = [head, ""]
@@ -229,4 +235,5 @@ def classification_report_text(metrics: dict, digits: int = 3) -> str:
     extra = [f"loss (NLL) {metrics['loss']:.4f}", f"MCC {metrics['mcc']:.{digits}f}", f"Cohen's kappa {metrics['kappa']:.{digits}f}"]
     if metrics.get("roc_auc") is not None:
         extra.append(f"ROC-AUC (OvR, macro) {metrics['roc_auc']:.{digits}f}")
-    return "\n".join(lines + ["", "   ".join(extra)])
+    tail = [f"not in the data: {', '.join(absent)} (macro averages over the {len(names)} classes present)"] if absent else []
+    return "\n".join(lines + ["", "   ".join(extra)] + tail)
