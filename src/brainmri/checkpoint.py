@@ -69,6 +69,8 @@ class CheckpointMeta:
 
     @classmethod
     def from_json(cls, d: dict[str, Any], where: str = "") -> "CheckpointMeta":
+        if not isinstance(d, dict):
+            raise CheckpointError(f"{where}: checkpoint metadata must be a JSON object, not a {_json_kind(d)} (not a brainmri checkpoint)")
         if d.get("format") != FORMAT:
             raise CheckpointError(f"{where}: not a brainmri checkpoint (format={d.get('format')!r})")
         if int(d.get("format_version", 0)) > FORMAT_VERSION:
@@ -88,8 +90,21 @@ class CheckpointMeta:
                 created=d.get("created", ""),
                 extra=d.get("extra") or {},
             )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise CheckpointError(f"{where}: checkpoint metadata is incomplete or invalid ({exc})") from None
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise CheckpointError(f"{where}: checkpoint metadata is incomplete or invalid ({type(exc).__name__}: {exc})") from None
+
+
+def _json_kind(value: Any) -> str:
+    """The JSON name of a decoded value's type, for messages."""
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    return "null" if value is None else type(value).__name__
 
 
 def library_versions() -> dict[str, str]:
@@ -180,19 +195,47 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], Checkpoi
     except CheckpointError:
         raise
     except Exception as exc:  # noqa: BLE001 - safetensors raises several types on garbage
+        if looks_like_onnx(p):
+            raise CheckpointError(
+                f"{p}: is an ONNX model, not a brainmri .safetensors checkpoint; this command needs the checkpoint it was exported from"
+            ) from None
         hint = " (it looks like a pickle-based .pt/.ckpt file, which brainmri refuses to load)" if _looks_like_pickle(p) else ""
         raise CheckpointError(f"{p}: not a valid safetensors checkpoint{hint}: {exc}") from None
     if raw is None:
         raise CheckpointError(f"{p}: safetensors file has no brainmri metadata (not a brainmri checkpoint)")
     try:
         payload = json.loads(raw)
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, RecursionError) as exc:
         raise CheckpointError(f"{p}: checkpoint metadata is not valid JSON ({exc})") from None
     meta = CheckpointMeta.from_json(payload, where=str(p))
     expected = payload.get("sha256")
     if expected and tensors_sha256(state) != expected:
         raise CheckpointError(f"{p}: checksum mismatch: the weights are corrupt")
     return state, meta
+
+
+def looks_like_onnx(path: str | Path) -> bool:
+    """True when the file's first bytes are those of a serialized ONNX ``ModelProto`` (field 1,
+    ``ir_version``, as a small varint, then another known top-level field), whatever its name.
+    A safetensors file starts with an 8-byte header length followed by ``{``: never this."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return False
+    # 0x08: field 1 varint; ir_version 1..127; then producer_name (0x12), producer_version (0x1a),
+    # domain (0x22), model_version (0x28), doc_string (0x32), graph (0x3a) or opset_import (0x42)
+    return len(head) >= 3 and head[0] == 0x08 and 0 < head[1] < 0x80 and head[2] in (0x12, 0x1A, 0x22, 0x28, 0x32, 0x3A, 0x42)
+
+
+def looks_like_safetensors(path: str | Path) -> bool:
+    """True when the file starts like a safetensors file: an 8-byte header length, then ``{``."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+    except OSError:
+        return False
+    return len(head) == 9 and head[8:9] == b"{" and 0 < int.from_bytes(head[:8], "little") <= 100_000_000
 
 
 def _looks_like_pickle(p: Path) -> bool:

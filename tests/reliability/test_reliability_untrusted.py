@@ -57,6 +57,7 @@ def test_cli_refuses(command: str, evil, tmp_path, cli, monkeypatch, phantom_fla
     import uvicorn
 
     monkeypatch.setattr(uvicorn, "run", lambda *a, **k: pytest.fail("serve started with a malicious checkpoint"))
+    monkeypatch.setattr(uvicorn.Server, "run", lambda *a, **k: pytest.fail("serve started with a malicious checkpoint"))
     argv = {
         "predict": ["predict", image, "--checkpoint", path],
         "evaluate": ["evaluate", path, "--data", phantom_flat],

@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+
+from brainmri.errors import ConfigError
 
 
 def register(subparsers) -> None:
@@ -29,18 +33,84 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def check_models(models: list[str], base, image_size: int | None, data: str | None = None) -> None:
+    """Refuse an empty or repeated list and any model that cannot be built, before the first one
+    trains (a typo in the last name must not cost the earlier models' training)."""
+    import copy
+
+    import torch
+
+    from brainmri.config import validate
+    from brainmri.models import create_model, default_image_size
+
+    if not models:
+        raise ConfigError("--models needs at least one model name")
+    repeated = sorted({m for m in models if models.count(m) > 1})
+    if repeated:
+        raise ConfigError(f"--models names {', '.join(repeated)} more than once; each model is trained and timed once")
+    for name in models:
+        cfg = copy.deepcopy(base)
+        if data is not None:
+            cfg.data.root = str(data)
+        cfg.model.name = name
+        cfg.preprocess.image_size = int(image_size or default_image_size(name))
+        validate(cfg)
+        with torch.device("meta"):  # builds the architecture without allocating weights
+            create_model(name, num_classes=2, in_chans=cfg.preprocess.in_chans, pretrained=False,
+                         head=cfg.model.head, head_hidden=cfg.model.head_hidden, image_size=cfg.preprocess.image_size)
+
+
+def retime(rows: list[dict]) -> None:
+    """Inference ms per image for every finished model, measured after training is over and
+    after a warm-up pass of that model, so no model pays the process's first-call costs."""
+    from brainmri.checkpoint import load_checkpoint
+    from brainmri.evaluation.compare import inference_ms
+
+    for row in rows:
+        model, meta = load_checkpoint(row["checkpoint"])
+        size, chans = meta.preprocess.image_size, meta.preprocess.in_chans
+        inference_ms(model, size, chans, repeats=3)  # warm-up pass, not reported
+        row["inference_ms"] = inference_ms(model, size, chans)
+
+
+def write_tables(rows: list[dict], data: str, out: Path) -> None:
+    from brainmri.evaluation.compare import markdown_table
+    from brainmri.evaluation.evaluate import write_json, write_output
+    from brainmri.evaluation.plots import comparison_png
+
+    write_json({"rows": rows, "data": str(data)}, out / "compare.json")
+    write_output(out / "compare.md", (markdown_table(rows) + "\n").encode())
+    write_output(out / "compare.png", comparison_png(rows))
+
+
 def run(args) -> int:
     import brainmri
+    from brainmri.cli.outputs import check_output_dir
     from brainmri.config import RunConfig, apply_overrides, load_run_config
-    from brainmri.evaluation.compare import compare_models, markdown_table
+    from brainmri.evaluation import compare as cmp
 
+    check_output_dir(args.out, "--out")
     base = load_run_config(args.config) if args.config else RunConfig()
     apply_overrides(base, {"data.preset": args.preset, "train.batch_size": args.batch_size,
                            "train.max_train_batches": args.max_train_batches, "train.seed": args.seed, "data.seed": args.seed})
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    rows = compare_models(args.data, models, out=args.out, epochs=args.epochs, image_size=args.image_size, base=base,
-                          n_boot=args.bootstrap, progress=not args.quiet)
-    print(markdown_table(rows))
-    print(f"written: {args.out}/compare.md, compare.json, compare.png")
+    check_models(models, base, args.image_size, args.data)
+    out = Path(args.out)
+    rows: list[dict] = []
+    try:
+        for name in models:  # one at a time: a later failure keeps the finished rows
+            rows += cmp.compare_models(args.data, [name], out=out, epochs=args.epochs, image_size=args.image_size, base=base,
+                                       n_boot=args.bootstrap, progress=not args.quiet)
+    except BaseException:
+        if rows:
+            retime(rows)
+            write_tables(rows, args.data, out)
+            done = ", ".join(r["model"] for r in rows)
+            print(f"compare: stopped at {models[len(rows)]}; the table for the finished model(s) ({done}) is in {out}/compare.md", file=sys.stderr)
+        raise
+    retime(rows)
+    write_tables(rows, args.data, out)
+    print(cmp.markdown_table(rows))
+    print(f"written: {out}/compare.md, compare.json, compare.png")
     print(brainmri.DISCLAIMER)
     return 0

@@ -11,10 +11,12 @@ import logging
 import time
 from pathlib import Path
 
+from brainmri.cli.outputs import check_output_file
 from brainmri.config import DataConfig
 from brainmri.errors import ConfigError
 
 log = logging.getLogger(__name__)
+FIGURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg", ".tif", ".tiff", ".webp")
 
 
 def _data_config(args: argparse.Namespace) -> DataConfig:
@@ -57,6 +59,17 @@ def summary_lines(report: dict) -> list[str]:
     return lines
 
 
+def _montage_path(spec: str | None) -> Path | None:
+    """Where ``--montage`` writes: an existing folder gets ``montage.png`` inside it; a name
+    without an image suffix gets ``.png`` (the figure writer would add it silently, or fail)."""
+    if spec is None:
+        return None
+    p = Path(spec).expanduser()
+    if p.is_dir():
+        return p / "montage.png"
+    return p if p.suffix.lower() in FIGURE_SUFFIXES else p.with_name(p.name + ".png")
+
+
 def run_audit(args: argparse.Namespace) -> int:
     from brainmri.data.audit import audit_index, write_montage
     from brainmri.data.datasets import load_dataset
@@ -66,6 +79,9 @@ def run_audit(args: argparse.Namespace) -> int:
         raise ConfigError(f"--threshold={args.threshold} must be between 0 and {HASH_BITS} (bits of the perceptual hash)")
     if args.montage_pairs < 1:
         raise ConfigError(f"--montage-pairs={args.montage_pairs} must be >= 1")
+    check_output_file(args.json, "--json", not_same_as=[args.root])
+    montage = _montage_path(args.montage)
+    check_output_file(montage, "--montage", not_same_as=[args.root])
     start = time.perf_counter()
     index = load_dataset(_data_config(args))
     hashes = hash_samples(
@@ -81,10 +97,10 @@ def run_audit(args: argparse.Namespace) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=1))
         print(f"report: {out}")
-    if args.montage:
+    if montage is not None:
         key = "closest_pairs" if args.montage_select == "closest" else "borderline_pairs"
         title = ("Closest" if args.montage_select == "closest" else f"Borderline (largest distance <= {args.threshold})")
-        path = write_montage(index, report["cross_split"][key], args.montage, args.montage_pairs,
+        path = write_montage(index, report["cross_split"][key], montage, args.montage_pairs,
                              title=f"{title} test-train pairs (pHash Hamming distance d of 256 bits)")
         print(f"montage: {path}")
     print(f"done in {time.perf_counter() - start:.1f} s")
@@ -105,7 +121,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("root", metavar="DIR", help="dataset folder (split or class folders), CSV or NPZ file")
     p.add_argument("--json", metavar="OUT", help="write the full report as JSON")
-    p.add_argument("--montage", metavar="OUT.png", help="write a PNG of cross-split pairs side by side")
+    p.add_argument("--montage", metavar="OUT.png", help="write a PNG of cross-split pairs side by side (an existing folder: OUT/montage.png)")
     p.add_argument("--montage-pairs", type=int, default=12, help="pairs in the montage")
     p.add_argument("--montage-select", choices=("closest", "borderline"), default="closest",
                    help="closest pairs, or leaked pairs nearest the threshold (to judge the threshold)")

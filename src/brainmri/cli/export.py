@@ -2,6 +2,7 @@
 the checkpoint metadata embedded, checked against PyTorch on a random batch."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import brainmri
@@ -13,7 +14,8 @@ PARITY_TOLERANCE = 1e-4
 def run(args) -> int:
     import torch
 
-    from brainmri.checkpoint import load_checkpoint
+    from brainmri.checkpoint import load_checkpoint, looks_like_onnx
+    from brainmri.cli.outputs import OutputPathError, check_output_file
     from brainmri.inference.onnx_backend import OnnxRunner, export_onnx, max_logit_difference
 
     if args.format != "onnx":
@@ -22,6 +24,11 @@ def run(args) -> int:
         raise ConfigError(f"--opset={args.opset} must be between 7 and 23")
     src = Path(args.checkpoint)
     out = Path(args.out) if args.out else src.with_suffix(".onnx")
+    check_output_file(out, "-o", not_same_as=[src])  # never over the checkpoint being exported, even with --force
+    if out.is_file() and src.is_file() and os.path.samefile(out, src):  # a hard link to it
+        raise OutputPathError(f"-o {out}: is the input file {src} (a link to it); writing there would destroy it")
+    if out.is_file() and not args.force and not looks_like_onnx(out):
+        raise OutputPathError(f"-o {out}: the file exists and is not an ONNX model; pass --force to replace it")
     model, meta = load_checkpoint(src)
     export_onnx(model, meta, out, opset=args.opset)
     s = meta.preprocess.image_size
@@ -44,6 +51,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("checkpoint", help="a brainmri .safetensors checkpoint")
     p.add_argument("--format", default="onnx", help="export format (only: onnx)")
-    p.add_argument("--out", "-o", default=None, help="output file (default: CHECKPOINT with .onnx suffix)")
+    p.add_argument("--out", "-o", default=None, help="output file (default: CHECKPOINT with .onnx suffix); an existing ONNX file there is replaced")
+    p.add_argument("--force", action="store_true", help="replace an existing -o file that is not an ONNX model (never the input checkpoint)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset version (default: 17)")
     p.set_defaults(func=run)

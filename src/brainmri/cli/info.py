@@ -9,22 +9,27 @@ import brainmri
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("info", help="show a checkpoint's metadata (default: the bundled model)", description=__doc__)
-    p.add_argument("checkpoint", nargs="?", help="a .safetensors checkpoint (default: the bundled model)")
+    p.add_argument("checkpoint", nargs="?", help="a .safetensors checkpoint or an exported .onnx model (default: the bundled model)")
     p.add_argument("--json", action="store_true", help="print the full metadata as JSON")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from brainmri.checkpoint import read_checkpoint
+    from brainmri.checkpoint import looks_like_onnx, read_checkpoint
     from brainmri.inference.classifier import bundled_checkpoint
 
     path = args.checkpoint or bundled_checkpoint()
-    state, meta = read_checkpoint(path)
+    if looks_like_onnx(path):  # by content: an exported model shows the metadata embedded in it
+        from brainmri.inference.onnx_backend import onnx_weight_count, read_onnx_meta
+
+        meta, n_params, kind = read_onnx_meta(path), onnx_weight_count(path), "ONNX model"
+    else:
+        state, meta = read_checkpoint(path)
+        n_params, kind = sum(t.numel() for t in state.values()), "checkpoint"
     if args.json:
         print(json.dumps(meta.to_json(), indent=2))
         return 0
-    n_params = sum(t.numel() for t in state.values())
-    print(f"checkpoint:   {path}")
+    print(f"{kind + ':':<14}{path}")
     print(f"model:        {meta.model.name} ({n_params / 1e6:.1f} M tensors' elements), head {meta.model.head}")
     print(f"task:         {meta.task}; classes: {', '.join(meta.class_names)}")
     p = meta.preprocess

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import brainmri
+from brainmri.cli.outputs import check_output_dir, check_output_file
 from brainmri.errors import ConfigError
 from brainmri.inference.sniff import sniff_file
 
@@ -120,7 +121,15 @@ def run(args) -> int:
     if args.batch_size < 1:
         raise ConfigError("--batch-size must be >= 1")
     files, missing = expand_inputs(args.paths)
+    inputs = [*files, *([args.checkpoint] if args.checkpoint else [])]
+    check_output_file(args.json, "--json", not_same_as=inputs)
+    check_output_file(args.csv, "--csv", not_same_as=inputs)
+    check_output_dir(args.explain, "--explain")
+    if args.json and args.csv and Path(args.json).expanduser().resolve() == Path(args.csv).expanduser().resolve():
+        raise ConfigError(f"--json and --csv name the same file {args.json}; give two files")
     clf = Classifier.load(args.checkpoint, backend=args.backend, bf16=args.bf16)
+    if args.explain:
+        clf.torch_model  # noqa: B018 - an ONNX file cannot explain: say so before predicting
     preds = clf.predict_batch(files, batch_size=args.batch_size, axis=args.axis, slices=args.slices)
     preds += [Prediction.failed(spec, f"{spec}: {reason}") for spec, reason in missing]
     rows = [p.to_dict() for p in preds]

@@ -1,8 +1,10 @@
 """``brainmri serve``: the HTTP service (FastAPI + uvicorn) with its web page at ``/``."""
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import socket
 
 import brainmri
 from brainmri.errors import ConfigError
@@ -11,9 +13,31 @@ log = logging.getLogger(__name__)
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port``, or a ConfigError naming them (before the model loads
+    and before anything is printed as served)."""
+    where = f"--host {host} --port {port}"
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ConfigError(f"{where}: {host!r} is not a valid address or a known host name ({getattr(exc, 'strerror', None) or exc})") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        hint = " (the port is in use: stop the other server or pick another --port)" if exc.errno == errno.EADDRINUSE else ""
+        raise ConfigError(f"{where}: cannot listen there: {exc.strerror or exc}{hint}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
 def run(args) -> int:
     import uvicorn
 
+    from brainmri.inference.nifti import check_slices_spec, parse_axis
     from brainmri.serving.app import ServeSettings, create_app
 
     for name in ("max_upload_mb", "workers_concurrency", "timeout"):
@@ -23,6 +47,8 @@ def run(args) -> int:
         raise ConfigError("--queue must be >= 0")
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port={args.port} must be between 0 and 65535")
+    parse_axis(args.axis)  # a server misconfiguration is refused now, not blamed on each upload
+    check_slices_spec(args.slices)
     api_key = args.api_key or os.environ.get("BRAINMRI_API_KEY") or None
     if args.host not in LOOPBACK and not api_key:
         log.warning("serving on %s without an API key: anyone who can reach this address can use the model", args.host)
@@ -37,9 +63,16 @@ def run(args) -> int:
         nifti_axis=args.axis,
         nifti_slices=args.slices,
     )
-    app = create_app(settings)
-    print(f"brainmri {brainmri.__version__} serving {app.state.classifier.source} ({settings.backend}) on http://{args.host}:{args.port}/  {brainmri.DISCLAIMER}")
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning" if args.quiet else "info", timeout_keep_alive=5)
+    sock = _bind(args.host, args.port)
+    try:
+        app = create_app(settings)
+        port = sock.getsockname()[1]
+        host = f"[{args.host}]" if ":" in args.host else args.host
+        print(f"brainmri {brainmri.__version__} serving {app.state.classifier.source} ({settings.backend}) on http://{host}:{port}/  {brainmri.DISCLAIMER}", flush=True)
+        config = uvicorn.Config(app, host=args.host, port=port, log_level="warning" if args.quiet else "info", timeout_keep_alive=5)
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()
     return 0
 
 

@@ -29,7 +29,7 @@ import brainmri._compat  # noqa: F401  (before pytorch_grad_cam pulls in torchvi
 from brainmri.config import PreprocessConfig
 from brainmri.data.io import as_gray_uint8
 from brainmri.errors import ConfigError
-from brainmri.explain.targets import reshape_transform_for, resolve_target_layer
+from brainmri.explain.targets import check_layer_output, reshape_transform_for, resolve_target_layer
 from brainmri.preprocess.crop import brain_bbox
 from brainmri.preprocess.pipeline import pad_to_square, prepare_image, to_model_input
 
@@ -172,6 +172,36 @@ def _build_cam(method: str, model: nn.Module, layer: nn.Module):
     return cam
 
 
+def _layer_output_shape(model: nn.Module, layer: nn.Module, x: torch.Tensor) -> tuple[tuple[int, ...] | None, torch.Tensor]:
+    """(shape of ``layer``'s output, logits) on one no-grad forward pass of ``x``."""
+    seen: list[tuple[int, ...]] = []
+    hook = layer.register_forward_hook(lambda _m, _i, o: seen.append(tuple(o.shape)) if isinstance(o, torch.Tensor) else None)
+    try:
+        with torch.no_grad():
+            logits = model(x).float().cpu()
+    finally:
+        hook.remove()
+    return (seen[-1] if seen else None), logits
+
+
+def check_target_layer(model: nn.Module, meta, target_layer: str | None) -> nn.Module:
+    """Resolve ``target_layer`` and check, on a blank input, that a CAM can be read from it.
+
+    Raises:
+        ConfigError: no such module, or its output is not a feature grid (``fc``, pooling...).
+    """
+    layer = resolve_target_layer(model, target_layer)
+    s, c = int(meta.preprocess.image_size), int(meta.preprocess.in_chans)
+    was_training = model.training
+    model.eval()
+    try:
+        shape, _ = _layer_output_shape(model, layer, torch.zeros(1, c, s, s, device=next(model.parameters()).device))
+    finally:
+        model.train(was_training)
+    check_layer_output(model, layer, shape)
+    return layer
+
+
 def cam_batch(
     model: nn.Module,
     inputs: torch.Tensor,
@@ -199,8 +229,8 @@ def cam_batch(
     try:
         with torch.inference_mode(False), torch.enable_grad():
             x = x.clone()
-            with torch.no_grad():
-                logits = model(x).float().cpu()
+            shape, logits = _layer_output_shape(model, layer, x)
+            check_layer_output(model, layer, shape)
             wanted = list(target_indices) if target_indices is not None else [None] * len(x)
             targets = [ClassifierOutputTarget(int(logits[i].argmax()) if t is None else int(t)) for i, t in enumerate(wanted)]
             quiet = contextlib.redirect_stderr(io.StringIO()) if method == "scorecam" else contextlib.nullcontext()

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from brainmri.errors import ConfigError
 from brainmri.explain.cam import METHODS, cam_batch, normalize_method, prepare_input, resolve_class
 
 RANDOM = "random"
@@ -83,6 +84,8 @@ def faithfulness_scores(
         (lower is better), ``insertion_auc`` (higher is better), ``score`` (= insertion -
         deletion), ``seconds_per_image`` (time to compute the map), ``n``.
     """
+    if int(n_steps) < 1:
+        raise ConfigError(f"--steps={n_steps} must be >= 1 (perturbation steps of the faithfulness curves)")
     was_training = model.training
     model.eval()
     cfg = meta.preprocess

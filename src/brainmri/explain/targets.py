@@ -79,9 +79,42 @@ def resolve_target_layer(model: nn.Module, name: str | None) -> nn.Module:
     try:
         return model.get_submodule(name)
     except AttributeError:
-        names = [n for n, _ in model.named_modules() if n]
-        hint = [n for n in names if name.split(".")[0] in n][:8] or names[-8:]
-        raise ConfigError(f"--target-layer {name!r} is not a module of {type(model).__name__}; e.g. {', '.join(hint)}") from None
+        raise ConfigError(f"--target-layer {name!r} is not a module of {type(model).__name__}; e.g. {', '.join(layer_hints(model, name))}") from None
+
+
+def spatial_layer_names(model: nn.Module) -> list[str]:
+    """Dotted names of the modules a CAM can read: those holding a ``Conv2d`` (their output is
+    a feature grid), and for ViT-like models the transformer blocks and their parts. Heads
+    (``fc``, ``head_drop``, ``pre_logits``, pooling) hold no convolution and are left out."""
+    vit = is_vit(model)
+    out = []
+    for n, m in model.named_modules():
+        if not n:
+            continue
+        if any(isinstance(c, nn.Conv2d) for c in m.modules()) or (vit and n.startswith("blocks")):
+            out.append(n)
+    return out
+
+
+def layer_hints(model: nn.Module, name: str | None = None, n: int = 8) -> list[str]:
+    """A few valid ``--target-layer`` names, those resembling ``name`` first."""
+    names = spatial_layer_names(model)
+    near = [x for x in names if name and name.split(".")[0] in x][:n]
+    return near or names[-n:]
+
+
+def check_layer_output(model: nn.Module, layer: nn.Module, shape: tuple[int, ...] | None) -> None:
+    """Refuse a target layer whose output (``shape``, seen on a forward pass) is not a feature
+    grid: a CAM weighs (B, C, H, W) activations (ViT: (B, tokens, C), folded into a grid).
+
+    Raises:
+        ConfigError: naming the layer, its output shape and layers that work.
+    """
+    if shape is not None and (len(shape) == 4 or (len(shape) == 3 and reshape_transform_for(model) is not None)):
+        return
+    name = layer_name(model, layer) or type(layer).__name__
+    what = "is not used by the model's forward pass" if shape is None else f"outputs shape {tuple(shape)}, not a spatial feature map (batch, channels, height, width)"
+    raise ConfigError(f"--target-layer {name!r} {what}; a CAM needs a convolutional layer, e.g. {', '.join(layer_hints(model, name))}")
 
 
 def layer_name(model: nn.Module, layer: nn.Module) -> str:

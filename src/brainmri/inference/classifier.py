@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 import brainmri
-from brainmri.checkpoint import CheckpointMeta, load_checkpoint
+from brainmri.checkpoint import CheckpointMeta, load_checkpoint, looks_like_onnx, looks_like_safetensors
 from brainmri.errors import BrainMRIError, CheckpointError, ConfigError
 from brainmri.inference.inputs import DecodedInput, decode_item
 from brainmri.inference.ood import check_ood
@@ -137,12 +137,13 @@ class Classifier:
         p = Path(path) if path is not None else bundled_checkpoint()
         if not p.is_file():
             raise CheckpointError(f"{p}: checkpoint file not found")
-        if p.suffix.lower() == ".onnx":
+        if looks_like_onnx(p) or (p.suffix.lower() == ".onnx" and not looks_like_safetensors(p)):
             from brainmri.inference.onnx_backend import OnnxRunner, read_onnx_meta
 
             if backend != "onnx":
                 log.info("%s is an ONNX model: using the onnx backend", p)
-            return cls(OnnxRunner(p, num_threads), read_onnx_meta(p), str(p), "onnx")
+            meta = read_onnx_meta(p)  # first: its errors name the file and say what is wrong
+            return cls(OnnxRunner(p, num_threads), meta, str(p), "onnx")
         if num_threads:
             torch.set_num_threads(int(num_threads))
         model, meta = load_checkpoint(p)

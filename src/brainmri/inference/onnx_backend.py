@@ -90,12 +90,21 @@ def read_onnx_meta(source: str | Path | bytes) -> CheckpointMeta:
     return CheckpointMeta.from_json(payload, where=where)
 
 
+def onnx_weight_count(path: str | Path) -> int:
+    """Number of weight elements (initializers) of an ONNX file (call after ``read_onnx_meta``)."""
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    return sum(int(np.prod(t.dims)) for t in proto.graph.initializer)
+
+
 class OnnxRunner:
     """Logits from an ONNX model through onnxruntime (CPU). Thread-safe like the session."""
 
-    def __init__(self, model: str | Path | bytes, num_threads: int | None = None):
+    def __init__(self, model: str | Path | bytes, num_threads: int | None = None, name: str | None = None):
         import onnxruntime as ort
 
+        where = name or ("<in-memory ONNX export>" if isinstance(model, (bytes, bytearray)) else str(model))
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         threads = num_threads or int(os.environ.get("BRAINMRI_NUM_THREADS", "0") or 0)
@@ -106,7 +115,7 @@ class OnnxRunner:
         try:
             self.session = ort.InferenceSession(source, sess_options=opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001
-            raise CheckpointError(f"onnxruntime cannot load the model ({type(exc).__name__}: {str(exc)[:200]})") from None
+            raise CheckpointError(f"{where}: onnxruntime cannot load the model ({type(exc).__name__}: {str(exc)[:200]})") from None
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         x = np.ascontiguousarray(batch.detach().float().numpy())
