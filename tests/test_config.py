@@ -88,6 +88,28 @@ def test_unknown_field_lists_valid_fields() -> None:
         ("train", "precision", "8", "train.precision"),
         ("train", "batch_size", 0, "train.batch_size"),
         ("train", "unfreeze", "some", "train.unfreeze"),
+        ("train", "lr", -0.1, r"train\.lr=-0\.1 must be a finite number > 0"),
+        ("train", "lr", 0.0, r"train\.lr=0\.0 must be a finite number > 0"),
+        ("train", "lr", float("nan"), r"train\.lr=nan must be a finite number > 0"),
+        ("train", "lr", float("inf"), r"train\.lr=inf must be a finite number > 0"),
+        ("train", "head_lr", -1.0, r"train\.head_lr=-1\.0 must be a finite number > 0"),
+        ("train", "weight_decay", -1.0, r"train\.weight_decay=-1\.0 must be a finite number >= 0"),
+        ("train", "weight_decay", float("nan"), r"train\.weight_decay=nan must be a finite number >= 0"),
+        ("train", "warmup_epochs", -0.5, r"train\.warmup_epochs=-0\.5"),
+        ("train", "label_smoothing", 2.0, r"train\.label_smoothing=2\.0 must be in \[0, 1\)"),
+        ("train", "label_smoothing", 1.0, r"train\.label_smoothing=1\.0 must be in \[0, 1\)"),
+        ("train", "label_smoothing", -0.1, r"train\.label_smoothing=-0\.1"),
+        ("train", "num_workers", -1, r"train\.num_workers=-1 must be >= 0"),
+        ("train", "early_stopping_patience", -3, r"train\.early_stopping_patience=-3 must be >= 0 epochs \(0 disables"),
+        ("train", "max_train_batches", 0, r"train\.max_train_batches=0 must be >= 1"),
+        ("train", "max_train_batches", -2, r"train\.max_train_batches=-2 must be >= 1"),
+        ("train", "max_train_batches", 1.5, r"train\.max_train_batches=1\.5 .*fraction in \(0, 1\]"),
+        ("train", "max_train_batches", 0.0, r"train\.max_train_batches=0\.0"),
+        ("train", "devices", "0,1", r"train\.devices='0,1' must be 'auto' or a whole number >= 1"),
+        ("train", "devices", "0", r"train\.devices='0'"),
+        ("train", "num_nodes", 0, r"train\.num_nodes=0 must be >= 1"),
+        ("train", "accelerator", "tpu2", r"train\.accelerator='tpu2' .*choose one of: auto, cpu, gpu"),
+        ("model", "drop_rate", 1.0, r"model\.drop_rate=1\.0 must be in \[0, 1\)"),
     ],
 )
 def test_validation_names_the_field(section: str, field: str, value, match: str) -> None:
@@ -174,3 +196,57 @@ def test_explicit_fields_override_preset() -> None:
     assert names == ["tumor", "notumor"]
     assert mapping["yes"] == "notumor" and mapping["glioma"] == "tumor"
     assert resolve_classes(DataConfig()) == (None, {})
+
+
+# ---------------------------------------------------------------------------------------------- train ranges
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [("label_smoothing", 0.0), ("label_smoothing", 0.99), ("early_stopping_patience", 0), ("max_train_batches", 1),
+     ("max_train_batches", 0.5), ("max_train_batches", 1.0), ("max_train_batches", None), ("weight_decay", 0.0), ("num_workers", 0),
+     ("devices", "auto"), ("devices", "2"), ("accelerator", "cuda")],
+)
+def test_boundary_values_are_accepted(field: str, value) -> None:
+    cfg = RunConfig()
+    setattr(cfg.train, field, value)
+    validate(cfg)
+
+
+def test_yaml_nan_learning_rate_is_refused_at_load_time() -> None:
+    with pytest.raises(ConfigError, match=r"train\.lr=nan must be a finite number > 0"):
+        load_run_config(data={"train": {"lr": float("nan")}})
+
+
+@pytest.mark.parametrize("field,value", [("pretrained_weights", "weights.safetensors"), ("pretrained", True)])
+def test_pretrained_weights_for_a_from_scratch_cnn_are_refused(field: str, value) -> None:
+    cfg = RunConfig()
+    cfg.model.name = "seed002_cnn"
+    setattr(cfg.model, field, value)
+    with pytest.raises(ConfigError, match=r"model\.pretrained.*model seed002_cnn is a from-scratch CNN and takes no pretrained weights"):
+        validate(cfg)
+    cfg.model.name = "resnet18"
+    validate(cfg)  # a timm backbone takes them
+
+
+def test_from_scratch_list_matches_the_model_factory() -> None:
+    from brainmri.config import FROM_SCRATCH_MODELS
+    from brainmri.models.factory import CUSTOM_MODELS
+
+    assert set(FROM_SCRATCH_MODELS) == set(CUSTOM_MODELS)
+
+
+@pytest.mark.parametrize("value", [[1, 2], "fast", 3])
+def test_a_section_that_is_not_a_mapping_is_named_without_python_reprs(value) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_run_config(data={"train": value})
+    text = str(info.value)
+    assert text.startswith(f"train={value!r} must be a mapping of train.* fields (epochs, ")
+    assert "<class" not in text and "TrainConfig" not in text
+
+
+def test_an_empty_section_means_the_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text("train:\nmodel:\n  name: seed002_cnn\n")
+    cfg = load_run_config(path)
+    assert cfg.train == RunConfig().train and cfg.model.name == "seed002_cnn"

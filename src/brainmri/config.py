@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -180,8 +181,11 @@ def from_dict(cls: type, data: dict[str, Any] | None, where: str = "") -> Any:
             continue
         value = data[name]
         default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-        if is_dataclass(default) and isinstance(value, dict):
-            value = from_dict(type(default), value, where=f"{where}{name}.")
+        if is_dataclass(default):  # a section: a mapping of its fields (an empty `train:` is the defaults)
+            if value is not None and not isinstance(value, dict):
+                raise ConfigError(f"{where}{name}={value!r} must be a mapping of {where}{name}.* fields "
+                                  f"({', '.join(g.name for g in fields(default))})")
+            value = from_dict(type(default), value or {}, where=f"{where}{name}.")
         else:
             value = _coerce(value, hints[name], where + name)
         kwargs[name] = value
@@ -276,6 +280,18 @@ def _choice(value: Any, name: str, choices: tuple) -> None:
         raise ConfigError(f"{name}={value!r} is not valid; choose one of: {', '.join(map(str, choices))}")
 
 
+def _positive_finite(value: float, name: str) -> None:
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"{name}={value} must be a finite number > 0")
+
+
+# Lightning accelerators brainmri can train on; availability is checked at run time
+# (brainmri.training.preflight), not here: a GPU run's config stays readable on a CPU machine.
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+# brainmri.models' own CNNs (CUSTOM_MODELS there), which have no ImageNet weights
+FROM_SCRATCH_MODELS = ("seed002_cnn", "seed003_cnn")
+
+
 def validate(cfg: RunConfig) -> RunConfig:
     """Check values early; raise ConfigError naming the field and the valid choices."""
     p, d, t, m = cfg.preprocess, cfg.data, cfg.train, cfg.model
@@ -312,6 +328,33 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise ConfigError("train.epochs + train.head_epochs must be > 0")
     if t.batch_size < 1:
         raise ConfigError("train.batch_size must be >= 1")
+    _positive_finite(t.lr, "train.lr")
+    _positive_finite(t.head_lr, "train.head_lr")
+    for name, v in (("weight_decay", t.weight_decay), ("warmup_epochs", t.warmup_epochs)):
+        if not (math.isfinite(v) and v >= 0):
+            raise ConfigError(f"train.{name}={v} must be a finite number >= 0")
+    if not (0 <= t.label_smoothing < 1):
+        raise ConfigError(f"train.label_smoothing={t.label_smoothing} must be in [0, 1)")
+    if t.num_workers < 0:
+        raise ConfigError(f"train.num_workers={t.num_workers} must be >= 0 (0 loads data in the training process)")
+    if t.early_stopping_patience < 0:
+        raise ConfigError(f"train.early_stopping_patience={t.early_stopping_patience} must be >= 0 epochs (0 disables early stopping)")
+    mtb = t.max_train_batches
+    if isinstance(mtb, int) and mtb < 1:
+        raise ConfigError(f"train.max_train_batches={mtb} must be >= 1 batches (or a fraction in (0, 1], or unset for all)")
+    if isinstance(mtb, float) and not (0 < mtb <= 1):
+        raise ConfigError(f"train.max_train_batches={mtb} must be a whole number of batches >= 1 or a fraction in (0, 1]")
+    if t.num_nodes < 1:
+        raise ConfigError(f"train.num_nodes={t.num_nodes} must be >= 1")
+    if t.devices != "auto" and not (t.devices.isdigit() and int(t.devices) >= 1):
+        raise ConfigError(f"train.devices={t.devices!r} must be 'auto' or a whole number >= 1")
+    _choice(t.accelerator, "train.accelerator", ACCELERATORS)
+    if not (0 <= m.drop_rate < 1):
+        raise ConfigError(f"model.drop_rate={m.drop_rate} must be in [0, 1)")
+    if m.name in FROM_SCRATCH_MODELS and (m.pretrained or m.pretrained_weights):
+        given = f"model.pretrained_weights={m.pretrained_weights!r}" if m.pretrained_weights else "model.pretrained=true"
+        raise ConfigError(f"{given}: model {m.name} is a from-scratch CNN and takes no pretrained weights; "
+                          f"drop the weights or pick a timm backbone (e.g. resnet18, densenet121)")
     if t.unfreeze != "all":
         try:
             if int(t.unfreeze) < 0:

@@ -117,12 +117,16 @@ def test_dry_run_lists_the_data_and_extra_sources_and_names_a_bad_one(phantom_sp
 
 def test_ddp_on_two_cpu_processes(phantom_split, tmp_path):
     out = tmp_path / "runs"
-    res = subprocess.run(_train_cmd(phantom_split, out, "--epochs", "1", "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp"),
-                         capture_output=True, text=True, timeout=300)
+    cmd = _train_cmd(phantom_split, out, "--epochs", "1", "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp")
+    i = cmd.index("--run-name")
+    del cmd[i:i + 2]  # the timestamped default name: rank 1 starts seconds later and must still use rank 0's directory
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
-    ranks = sorted((out / "r").glob("rank-*.json"))
+    runs = list(out.iterdir())
+    assert len(runs) == 1, runs
+    ranks = sorted(runs[0].glob("rank-*.json"))
     assert [p.name for p in ranks] == ["rank-0.json", "rank-1.json"]
     for p in ranks:
         info = json.loads(p.read_text())
         assert info["world_size"] == 2 and info["global_step"] > 0
-    assert len(list((out / "r").glob("*.safetensors"))) == 1
+    assert len(list(runs[0].glob("*.safetensors"))) == 1

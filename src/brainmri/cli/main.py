@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except BrainMRIError as exc:
         print(f"brainmri {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return int(getattr(exc, "exit_code", 2))  # e.g. an interrupted training run: 130 / 143
     except KeyboardInterrupt:
         print(f"brainmri {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from pathlib import Path
 
 from brainmri.config import RunConfig, apply_overrides, load_run_config, validate
 from brainmri.models import MODEL_ZOO, default_image_size
@@ -29,20 +31,20 @@ FLAGS = {
     "--optimizer": ("train.optimizer", str, "adam | adamw"),
     "--weight-decay": ("train.weight_decay", float, "weight decay (L2)"),
     "--schedule": ("train.schedule", str, "cosine | plateau | none"),
-    "--label-smoothing": ("train.label_smoothing", float, "label smoothing"),
+    "--label-smoothing": ("train.label_smoothing", float, "label smoothing, in [0, 1)"),
     "--batch-size": ("train.batch_size", int, "batch size"),
-    "--num-workers": ("train.num_workers", int, "data loader workers"),
+    "--num-workers": ("train.num_workers", int, "data loader workers (0: load in the training process)"),
     "--early-stopping": ("train.early_stopping_patience", int, "patience in epochs (0 disables)"),
     "--monitor": ("train.monitor", str, "val_loss | val_acc | val_macro_f1 (best checkpoint / early stopping)"),
     "--precision": ("train.precision", str, "auto | 32 | bf16-mixed | 16-mixed"),
     "--accelerator": ("train.accelerator", str, "auto | cpu | gpu"),
-    "--devices": ("train.devices", str, "number of devices or 'auto'"),
+    "--devices": ("train.devices", str, "number of devices or 'auto' (on CPU at most the number of cores)"),
     "--num-nodes": ("train.num_nodes", int, "nodes for distributed training"),
     "--strategy": ("train.strategy", str, "auto | ddp | ddp_spawn | ..."),
     "--seed": ("train.seed", int, "random seed (also the split seed)"),
     "--output-dir": ("train.output_dir", str, "where run directories go"),
-    "--run-name": ("train.run_name", str, "run directory name"),
-    "--max-train-batches": ("train.max_train_batches", int, "limit batches per epoch (smoke tests)"),
+    "--run-name": ("train.run_name", str, "run directory name (default: a timestamped one); an existing run there is refused without --overwrite"),
+    "--max-train-batches": ("train.max_train_batches", int, "limit batches per epoch, >= 1 (smoke tests)"),
 }
 
 
@@ -64,7 +66,11 @@ def register(subparsers) -> None:
                    help="extra training-only tumor-presence source (repeatable): yes/no folders, or every image LABEL=tumor|notumor")
     p.add_argument("--lesion", type=float, default=None, help="probability of a synthetic lesion in a healthy training scan (augment.lesion)")
     p.add_argument("--deterministic", action="store_true", default=None, help="deterministic algorithms (slower)")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last completed epoch")
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue a run from its last checkpoint (lightning/last.ckpt: the last completed epoch, or where an interrupt "
+                        "stopped it) with the run's own config.yaml; other training flags are refused, not silently ignored")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in the run directory (--output-dir/--run-name); without it such a run is refused")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config, check that the dataset and extra sources can be listed (decodes no image), and exit")
     p.set_defaults(func=run)
 
@@ -79,13 +85,38 @@ def _yaml_sets(path: str | None, section: str, key: str) -> bool:
     return isinstance(data.get(section), dict) and key in data[section]
 
 
+# flags other than FLAGS that change the run (dest -> flag)
+OTHER_FLAGS = {"config": "--config", "pretrained": "--pretrained", "crop": "--no-crop", "augment": "--no-augment",
+               "balanced_sampler": "--balanced-sampler", "extra_train": "--extra-train", "lesion": "--lesion",
+               "deterministic": "--deterministic"}
+
+
+def _dest(flag: str) -> str:
+    return flag.lstrip("-").replace("-", "_")
+
+
+def given_flags(args) -> list[str]:
+    """The training flags given on the command line (``--dry-run`` and ``--resume`` aside)."""
+    given = [flag for flag in FLAGS if getattr(args, _dest(flag), None) is not None]
+    given += [flag for dest, flag in OTHER_FLAGS.items() if getattr(args, dest, None) is not None]  # their default is None
+    return given + (["--overwrite"] if args.overwrite else [])
+
+
 def build_config(args) -> RunConfig:
     if args.resume:
-        from brainmri.training.train import load_config_for_resume
+        from brainmri.errors import ConfigError
+        from brainmri.training.rundir import check_resumable, load_config_for_resume
 
-        return load_config_for_resume(args.resume)
+        ignored = given_flags(args)
+        if ignored:
+            raise ConfigError(f"--resume {args.resume} continues with the run's own config ({Path(args.resume) / 'config.yaml'}), "
+                              f"so {', '.join(ignored)} would be ignored; drop {'it' if len(ignored) == 1 else 'them'}, "
+                              "or start a new run (another --run-name) to change settings")
+        cfg = load_config_for_resume(args.resume)
+        check_resumable(args.resume)
+        return cfg
     cfg = load_run_config(args.config) if args.config else RunConfig()
-    overrides = {field: getattr(args, flag.lstrip("-").replace("-", "_")) for flag, (field, _, _) in FLAGS.items()}
+    overrides = {field: getattr(args, _dest(flag)) for flag, (field, _, _) in FLAGS.items()}
     overrides.update({"model.pretrained": args.pretrained, "preprocess.crop": args.crop, "augment.enabled": args.augment,
                       "data.balanced_sampler": args.balanced_sampler, "train.deterministic": args.deterministic,
                       "data.extra_train": args.extra_train, "augment.lesion": args.lesion})
@@ -116,16 +147,29 @@ def _data_check(cfg) -> list[str]:
 
 def run(args) -> int:
     cfg = build_config(args)
+    from brainmri.training.preflight import check_environment
+
+    check_environment(cfg)
     if args.dry_run:
         from brainmri.config import to_dict
+        from brainmri.training.rundir import check_run_dir_free, planned_run_dir
 
+        planned = None if args.resume else planned_run_dir(cfg)
+        if planned is not None:
+            check_run_dir_free(planned, args.overwrite)
         print(json.dumps(to_dict(cfg), indent=2))
         for line in _data_check(cfg):
             print(line)
         return 0
     from brainmri.training import run_training
+    from brainmri.training.callbacks import TrainingInterrupted
 
-    result = run_training(cfg, resume=args.resume, progress=not args.quiet)
+    try:
+        result = run_training(cfg, resume=args.resume, progress=not args.quiet, overwrite=args.overwrite)
+    except TrainingInterrupted as exc:  # 130 (SIGINT) / 143 (SIGTERM), like a shell reports a killed job
+        if str(exc):
+            print(f"brainmri train: {exc}", file=sys.stderr)
+        return exc.exit_code
     print(f"run directory: {result.run_dir}")
     print(f"best checkpoint: {result.checkpoint}")
     best = result.metrics.get("best_metrics", {})

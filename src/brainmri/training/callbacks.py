@@ -1,5 +1,6 @@
 """Small callbacks with a testable decision and a ``state_dict`` so a resumed run continues
-exactly: the best safetensors checkpoint and the per-epoch metrics CSV."""
+exactly: the best safetensors checkpoint and the per-epoch metrics CSV; plus the guards that stop
+a diverged run and record (and checkpoint) an interrupted one."""
 from __future__ import annotations
 
 import csv
@@ -9,8 +10,12 @@ from pathlib import Path
 from typing import Callable
 
 import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from brainmri.checkpoint import CheckpointMeta, save_checkpoint
+from brainmri.errors import BrainMRIError
 
 CSV_COLUMNS = ["epoch", "phase", "train_loss", "train_acc", "val_loss", "val_acc", "val_precision", "val_recall", "val_macro_f1", "lr", "seconds"]
 
@@ -97,3 +102,98 @@ class MetricsCSV(pl.Callback):
             row[k] = "" if math.isnan(v) else f"{v:.5f}"
         with open(self.path, "a", newline="") as f:
             csv.DictWriter(f, fieldnames=CSV_COLUMNS).writerow(row)
+
+
+class TrainingDiverged(BrainMRIError):
+    """The training loss or the weights became NaN / infinite: training stops."""
+
+
+class TrainingInterrupted(BrainMRIError):
+    """SIGINT (Ctrl-C) or SIGTERM stopped training. ``exit_code`` is 130 or 143 (128 + signal);
+    the message says what was kept and how to resume (empty on DDP ranks other than 0)."""
+
+    def __init__(self, message: str, signal_name: str, exit_code: int):
+        super().__init__(message)
+        self.signal_name = signal_name
+        self.exit_code = exit_code
+
+
+def interrupt_signal(exc: BaseException | None) -> str | None:
+    """``"SIGINT"`` / ``"SIGTERM"`` when ``exc`` is how Lightning reports that signal, else ``None``."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "SIGINT"
+    if isinstance(exc, SIGTERMException):
+        return "SIGTERM"
+    return None
+
+
+class FiniteGuard(pl.Callback):
+    """Stop with :class:`TrainingDiverged` as soon as a training loss is NaN / infinite (before its
+    backward pass, so the weights stay finite) or the weights are (checked before validation, so a
+    NaN model never becomes ``best.safetensors``)."""
+
+    def __init__(self) -> None:
+        self._batch = 0
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._batch = 0
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int) -> None:
+        self._batch = batch_idx + 1
+
+    def on_before_backward(self, trainer: pl.Trainer, pl_module: pl.LightningModule, loss: torch.Tensor) -> None:
+        if not bool(torch.isfinite(loss.detach()).all()):
+            raise TrainingDiverged(
+                f"training diverged: the training loss is {float(loss.detach().float().mean())} in epoch {trainer.current_epoch + 1}, "
+                f"batch {self._batch + 1}{_lr_hint(pl_module)}"
+            )
+
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        bad = next((n for n, p in pl_module.named_parameters() if not bool(torch.isfinite(p.detach()).all())), None)
+        if bad is not None:
+            raise TrainingDiverged(f"training diverged: weight {bad} became NaN / infinite in epoch {trainer.current_epoch + 1}{_lr_hint(pl_module)}")
+
+
+def _lr_hint(pl_module: pl.LightningModule) -> str:
+    cfg = getattr(pl_module, "cfg", None)
+    return f" (train.lr={cfg.lr:g}); try a lower learning rate" if cfg is not None else ""
+
+
+class InterruptRecorder(pl.Callback):
+    """Remembers how training stopped early (the exception Lightning saw) and how far it got."""
+
+    def __init__(self) -> None:
+        self.exception: BaseException | None = None
+        self.completed_epochs = 0
+        self.batches_in_epoch = 0
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.batches_in_epoch = 0
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int) -> None:
+        self.batches_in_epoch = batch_idx + 1
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.batches_in_epoch = 0  # the epoch is complete (validation included)
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        self.exception = exception
+        self.completed_epochs = trainer.current_epoch  # epochs whose end was reached
+
+
+class LastCheckpoint(ModelCheckpoint):
+    """``lightning/last.ckpt`` after every epoch and, on SIGINT / SIGTERM, also mid-epoch: an
+    interrupt in a long first epoch keeps its batches for ``--resume``. Other exceptions (a crash,
+    a diverged loss) save nothing: resuming those would repeat them. Multi-process runs save on
+    SIGTERM only (Lightning stops every rank at the same step for it; Ctrl-C reaches the ranks at
+    different points, and a checkpoint needs all of them)."""
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        kind = interrupt_signal(exception)
+        if kind is None or (kind == "SIGINT" and trainer.world_size > 1):
+            return
+        if trainer.sanity_checking or trainer.global_step == 0 or self._last_global_step_saved == trainer.global_step:
+            return  # nothing trained yet, or already saved at this step
+        self._save_checkpoint(trainer, self.format_checkpoint_name(self._monitor_candidates(trainer)))

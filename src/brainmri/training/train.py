@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import os
+import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,21 +21,42 @@ import yaml
 
 import brainmri._compat  # noqa: F401
 import lightning.pytorch as pl
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks import EarlyStopping, TQDMProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch.utils.data import DataLoader
 
 from brainmri.checkpoint import CheckpointMeta, atomic_write_bytes, library_versions, load_checkpoint, save_checkpoint
-from brainmri.config import RunConfig, config_hash, load_run_config, to_dict, validate
+from brainmri.config import RunConfig, to_dict, validate
 from brainmri.data.cache import resolve_cache_dir
 from brainmri.data.datasets import DatasetIndex, load_dataset
 from brainmri.data.torchdata import ImageDataset, PreparedImages
-from brainmri.errors import BrainMRIError, ConfigError
+from brainmri.errors import ConfigError
 from brainmri.models import create_model
 from brainmri.preprocess.augment import build_augment
-from brainmri.training.callbacks import BestCheckpoint, MetricsCSV
+from brainmri.training.callbacks import (
+    BestCheckpoint,
+    FiniteGuard,
+    InterruptRecorder,
+    LastCheckpoint,
+    MetricsCSV,
+    TrainingDiverged,
+    TrainingInterrupted,
+    interrupt_signal,
+)
 from brainmri.training.finetune import TwoPhaseFinetuning
 from brainmri.training.module import ClassifierModule
+from brainmri.training.preflight import check_environment
+from brainmri.training.rundir import (
+    ENV_RUN_DIR,
+    check_resumable,
+    check_run_dir_free,
+    clear_previous_run,
+    default_run_name,
+    inherited_run_dir,
+    load_config_for_resume,
+    remove_if_empty_run,
+    run_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -82,26 +104,45 @@ def _class_weights(labels: list[int], num_classes: int, kept: list[float] | None
     return class_weights(labels, num_classes, kept)
 
 
-def run_training(cfg: RunConfig, resume: str | Path | None = None, progress: bool = True) -> TrainResult:
+def run_training(cfg: RunConfig, resume: str | Path | None = None, progress: bool = True, overwrite: bool = False) -> TrainResult:
     """Train a classifier as ``cfg`` says and return where its run directory and best checkpoint are.
 
     Args:
         cfg: the run configuration.
         resume: a run directory whose ``lightning/last.ckpt`` to continue from.
         progress: show a progress bar.
+        overwrite: replace a run already in the run directory (otherwise that is refused).
+
+    Raises:
+        TrainingInterrupted: SIGINT / SIGTERM stopped training (what was kept is in the message).
+        TrainingDiverged: the loss or the weights became NaN / infinite.
     """
     validate(cfg)
-    t, d = cfg.train, cfg.data
+    check_environment(cfg)
+    key = run_key(cfg)
+    inherited = inherited_run_dir(key)  # a DDP rank started by this run's launching process
     if resume is not None:
-        run_dir = Path(resume)
+        run_dir = check_resumable(resume)
         last = run_dir / "lightning" / "last.ckpt"
-        if not last.is_file():
-            raise ConfigError(f"{run_dir}: nothing to resume (no lightning/last.ckpt); start a new run instead")
     else:
-        name = t.run_name or f"{time.strftime('%Y%m%d-%H%M%S')}-{d.preset or 'custom'}-{cfg.model.name}"
-        run_dir = Path(t.output_dir) / name
+        run_dir = inherited or Path(cfg.train.output_dir) / (cfg.train.run_name or default_run_name(cfg))
         last = None
+        if inherited is None:
+            check_run_dir_free(run_dir, overwrite)
+    created = not run_dir.exists()
     check_output_dir(run_dir)
+    try:
+        if overwrite and resume is None and inherited is None:
+            clear_previous_run(run_dir)
+        return _train(cfg, run_dir, last, progress, key)
+    except BaseException:
+        if created and inherited is None:
+            remove_if_empty_run(run_dir)
+        raise
+
+
+def _train(cfg: RunConfig, run_dir: Path, last: Path | None, progress: bool, key: str) -> TrainResult:
+    t, d = cfg.train, cfg.data
     pl.seed_everything(t.seed, workers=True, verbose=False)
     if t.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -154,8 +195,10 @@ def run_training(cfg: RunConfig, resume: str | Path | None = None, progress: boo
         kept = [1.0 - cfg.augment.lesion if k == healthy else 1.0 for k in range(num_classes)]
     weights = _class_weights(typed, num_classes, kept) if d.class_weights in ("balanced", "effective") else None
     steps = len(train_dl)
-    if isinstance(t.max_train_batches, int) and t.max_train_batches:
+    if isinstance(t.max_train_batches, int):
         steps = min(steps, t.max_train_batches)
+    elif isinstance(t.max_train_batches, float):  # a fraction, as Lightning's limit_train_batches
+        steps = max(1, int(steps * t.max_train_batches))
     module = ClassifierModule(model, num_classes, t, weights, steps_per_epoch=steps, healthy_class=healthy)
 
     fingerprint = data_fingerprint(index)
@@ -171,14 +214,17 @@ def run_training(cfg: RunConfig, resume: str | Path | None = None, progress: boo
         )
 
     best_path = run_dir / "best.safetensors"
+    recorder = InterruptRecorder()
     callbacks: list[pl.Callback] = [
+        FiniteGuard(),
+        recorder,
         TwoPhaseFinetuning(t.head_epochs, t.unfreeze),
         BestCheckpoint(best_path, t.monitor, make_meta),
         MetricsCSV(run_dir / "metrics.csv"),
-        # lightning/last.ckpt after every epoch, for --resume (Lightning >= 2.5 writes save_last only
-        # next to a top-k save, so save_top_k=0 + save_last=True wrote it only when training ended)
-        ModelCheckpoint(dirpath=run_dir / "lightning", filename="last", monitor=None, save_top_k=1, every_n_epochs=1,
-                        enable_version_counter=False),
+        # lightning/last.ckpt after every epoch (and on SIGINT / SIGTERM), for --resume (Lightning >= 2.5
+        # writes save_last only next to a top-k save, so save_top_k=0 + save_last=True wrote it only when training ended)
+        LastCheckpoint(dirpath=run_dir / "lightning", filename="last", monitor=None, save_top_k=1, every_n_epochs=1,
+                       enable_version_counter=False),
     ]
     if t.early_stopping_patience:
         callbacks.append(EarlyStopping(t.monitor, patience=t.early_stopping_patience, mode="min" if t.monitor.endswith("loss") else "max"))
@@ -195,7 +241,18 @@ def run_training(cfg: RunConfig, resume: str | Path | None = None, progress: boo
         num_sanity_val_steps=0, default_root_dir=str(run_dir),
     )
     started = time.time()
-    trainer.fit(module, train_dl, val_dl, ckpt_path=str(last) if last else None)
+    os.environ[ENV_RUN_DIR] = f"{key}:{run_dir}"  # DDP ranks started as subprocesses adopt this run directory
+    try:
+        trainer.fit(module, train_dl, val_dl, ckpt_path=str(last) if last else None)
+    except TrainingDiverged as exc:
+        raise TrainingDiverged(f"{exc}; {_kept(run_dir, best_path, interrupted=False)}") from None
+    except (KeyboardInterrupt, SystemExit) as exc:  # Lightning turns Ctrl-C into sys.exit(1), SIGTERM into SIGTERMException
+        signal_name = interrupt_signal(recorder.exception)
+        if signal_name is None:
+            raise
+        raise _interrupted(trainer, recorder, signal_name, run_dir, best_path, t) from exc
+    finally:
+        os.environ.pop(ENV_RUN_DIR, None)
     seconds = time.time() - started
     rank_info = {"global_rank": trainer.global_rank, "world_size": trainer.world_size, "global_step": trainer.global_step,
                  "epochs": trainer.current_epoch, "strategy": type(trainer.strategy).__name__}
@@ -211,6 +268,35 @@ def run_training(cfg: RunConfig, resume: str | Path | None = None, progress: boo
                     "unreadable": [f"{p}: {r}" for p, r in train_images.failures + val_images.failures]})
     atomic_write_bytes(run_dir / "summary.json", json.dumps(summary, indent=2).encode())
     return TrainResult(run_dir, best_path, summary)
+
+
+def _kept(run_dir: Path, best_path: Path, interrupted: bool) -> str:
+    kept = []
+    if best_path.exists():
+        kept.append(f"{best_path} (best epoch so far; uncalibrated: temperature 1{', marked interrupted' if interrupted else ''})")
+    if (run_dir / "lightning" / "last.ckpt").exists():
+        kept.append(f"{run_dir / 'lightning' / 'last.ckpt'}")
+    return "kept " + " and ".join(kept) if kept else "nothing was kept"
+
+
+def _interrupted(trainer: pl.Trainer, recorder: InterruptRecorder, signal_name: str, run_dir: Path, best_path: Path, t) -> TrainingInterrupted:
+    """Mark the kept best checkpoint as coming from an interrupted run; say what is left and how to go on."""
+    code = 130 if signal_name == "SIGINT" else 143
+    if not trainer.is_global_zero:
+        return TrainingInterrupted("", signal_name, code)
+    done, total = recorder.completed_epochs, t.head_epochs + t.epochs
+    if best_path.exists():
+        try:
+            model, meta = load_checkpoint(best_path)
+            meta.extra = {**meta.extra, "interrupted": True, "interrupted_by": signal_name, "completed_epochs": done, "epochs": total}
+            save_checkpoint(best_path, model, meta)
+        except Exception as exc:  # noqa: BLE001 - the message below still says what is there
+            log.warning("could not mark %s as interrupted: %s", best_path, exc)
+    where = f"after {done} of {total} epochs" + (f" and {recorder.batches_in_epoch} batches of epoch {done + 1}" if recorder.batches_in_epoch else "")
+    text = f"interrupted by {signal_name} {where}; {_kept(run_dir, best_path, interrupted=True)}"
+    if (run_dir / "lightning" / "last.ckpt").exists():
+        text += f"; resume with: brainmri train --resume {shlex.quote(str(run_dir))}"
+    return TrainingInterrupted(text, signal_name, code)
 
 
 def finalize_checkpoint(path: Path, val_images: PreparedImages, cfg: RunConfig) -> dict:
@@ -240,12 +326,10 @@ def finalize_checkpoint(path: Path, val_images: PreparedImages, cfg: RunConfig) 
         out["ood"] = meta.ood
     except ImportError:
         log.warning("OOD module unavailable; no OOD thresholds stored")
+    for k in ("interrupted", "interrupted_by", "completed_epochs", "epochs"):  # finished after a resume
+        meta.extra.pop(k, None)
     save_checkpoint(path, model, meta)
     return out
 
 
-def load_config_for_resume(run_dir: str | Path) -> RunConfig:
-    p = Path(run_dir) / "config.yaml"
-    if not p.is_file():
-        raise ConfigError(f"{run_dir}: not a brainmri run directory (no config.yaml)")
-    return load_run_config(p)
+__all__ = ["TrainResult", "run_training", "finalize_checkpoint", "load_config_for_resume", "TrainingDiverged", "TrainingInterrupted"]

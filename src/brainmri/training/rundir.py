@@ -1,0 +1,94 @@
+"""Where a training run writes: its run directory, decided once and never silently replaced.
+
+- A run directory that already holds a run (``best.safetensors`` or ``lightning/last.ckpt``) is
+  refused unless ``overwrite`` is asked for; then the previous run's files are removed first, so
+  nothing of the old run (a better old best checkpoint, old metrics rows) survives next to the new.
+- The timestamped default name is chosen once by the launching process and handed to the DDP
+  ranks Lightning starts as subprocesses (they re-run the command line) through
+  ``BRAINMRI_RUN_DIR``, so every rank writes into the same directory.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+from brainmri.config import RunConfig, config_hash
+from brainmri.errors import ConfigError
+
+# what a run writes into its directory (rank-*.json too); only these are removed by overwrite
+RUN_FILES = ("best.safetensors", "config.yaml", "metrics.csv", "summary.json")
+RUN_FOLDERS = ("lightning", "logs")
+ENV_RUN_DIR = "BRAINMRI_RUN_DIR"
+
+
+def default_run_name(cfg: RunConfig) -> str:
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.data.preset or 'custom'}-{cfg.model.name}"
+
+
+def run_key(cfg: RunConfig) -> str:
+    """Identifies one run's config, so a rank only adopts the directory chosen for its own run."""
+    return config_hash(cfg)
+
+
+def inherited_run_dir(key: str) -> Path | None:
+    """The run directory the launching process chose, when this process is one of its DDP ranks."""
+    got, _, path = os.environ.get(ENV_RUN_DIR, "").partition(":")
+    return Path(path) if path and got == key else None
+
+
+def planned_run_dir(cfg: RunConfig) -> Path | None:
+    """The run directory a new run of ``cfg`` writes to; ``None`` when it gets a timestamped name."""
+    return Path(cfg.train.output_dir) / cfg.train.run_name if cfg.train.run_name else None
+
+
+def holds_run(run_dir: Path) -> bool:
+    return (run_dir / "best.safetensors").exists() or (run_dir / "lightning" / "last.ckpt").exists()
+
+
+def check_run_dir_free(run_dir: Path, overwrite: bool = False) -> None:
+    """Refuse to start a new run in a directory that already holds one (unless ``overwrite``)."""
+    if overwrite or not holds_run(run_dir):
+        return
+    raise ConfigError(
+        f"{run_dir} already holds a run (best.safetensors / lightning/last.ckpt); continue it with "
+        f"--resume {run_dir}, pick another --run-name, or pass --overwrite to replace it"
+    )
+
+
+def clear_previous_run(run_dir: Path) -> None:
+    """Remove the files a previous run wrote into ``run_dir`` (anything else is left alone)."""
+    for name in RUN_FILES:
+        (run_dir / name).unlink(missing_ok=True)
+    for p in run_dir.glob("rank-*.json"):
+        p.unlink(missing_ok=True)
+    for name in RUN_FOLDERS:
+        if (run_dir / name).is_dir():
+            shutil.rmtree(run_dir / name)
+
+
+def remove_if_empty_run(run_dir: Path) -> None:
+    """After a failed run: drop a directory this run created when it holds nothing to keep
+    (no checkpoint), so failures do not leave empty timestamped folders behind."""
+    if holds_run(run_dir):
+        return
+    leftover = [p for p in run_dir.iterdir() if p.name not in RUN_FILES + RUN_FOLDERS and not p.name.startswith(("rank-", ".write-test"))] if run_dir.is_dir() else []
+    if not leftover:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def check_resumable(run_dir: str | Path) -> Path:
+    run_dir = Path(run_dir)
+    if not (run_dir / "lightning" / "last.ckpt").is_file():
+        raise ConfigError(f"{run_dir}: nothing to resume (no lightning/last.ckpt); start a new run instead")
+    return run_dir
+
+
+def load_config_for_resume(run_dir: str | Path) -> RunConfig:
+    from brainmri.config import load_run_config
+
+    p = Path(run_dir) / "config.yaml"
+    if not p.is_file():
+        raise ConfigError(f"{run_dir}: not a brainmri run directory (no config.yaml)")
+    return load_run_config(p)
