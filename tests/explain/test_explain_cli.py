@@ -189,3 +189,15 @@ def test_noise_volume_slices_get_no_heat_map(ckpt, tmp_path, capsys):
     assert "vol_slice004: out of distribution" in text and "vol_slice004: predicted" not in text
     assert "brain_slice004: predicted" in text
     assert not any(n.startswith("vol") for n in _outputs(out)) and (out / "brain_slice004_overlay.png").is_file()
+
+
+def test_methods_without_compare_methods_is_refused(ckpt, images, tmp_path, capsys):
+    out = tmp_path / "maps"
+    assert main(["explain", str(ckpt), str(images["good"]), "--out", str(out), "--methods", "gradcam,layercam"]) == 2
+    assert "--methods chooses the methods of --compare-methods" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_bf16_with_the_onnx_backend_is_refused(ckpt, images, capsys):
+    assert main(["predict", str(images["good"]), "-c", str(ckpt), "--backend", "onnx", "--bf16"]) == 2
+    assert "--bf16 is a torch-backend option" in capsys.readouterr().err

@@ -30,7 +30,7 @@ def test_parse_slices(spec: str, n: int, expected: list[int]) -> None:
     assert parse_slices(spec, n) == expected
 
 
-@pytest.mark.parametrize("spec", ["half", "1:2:0", "-3:4", "a:b", "middle:0"])
+@pytest.mark.parametrize("spec", ["half", "1:2:0", "-3:4", "a:b", "middle:0", "10:5", "4:4"])
 def test_bad_slice_spec(spec: str) -> None:
     with pytest.raises(ConfigError, match="slices="):
         parse_slices(spec, 10)
@@ -123,3 +123,8 @@ def test_gzip_bomb_is_refused(tmp_path) -> None:
     path = _save(tmp_path / "v.nii.gz", _volume(n=5))
     with pytest.raises(ImageReadError, match="decompresses to more than"):
         decode_bytes(open(path, "rb").read(), "v.nii.gz", max_volume_bytes=10_000)
+
+
+def test_an_empty_range_says_so() -> None:
+    with pytest.raises(ConfigError, match="selects no slice: start 10 is not below stop 5"):
+        parse_slices("10:5", 187)

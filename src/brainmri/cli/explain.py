@@ -75,6 +75,8 @@ def _check_args(args) -> tuple[str, list[str]]:
 
     method = normalize_method(args.method)
     methods = [normalize_method(m.strip()) for m in args.methods.split(",") if m.strip()] if args.methods else list(ALL_METHODS)
+    if args.methods and not args.compare_methods:
+        raise ConfigError("--methods chooses the methods of --compare-methods; add --compare-methods, or use --method for the maps")
     if args.compare_methods and not methods:
         raise ConfigError("--methods names no method; give e.g. gradcam,layercam")
     if args.steps < 1:

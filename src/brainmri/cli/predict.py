@@ -120,6 +120,8 @@ def run(args) -> int:
     check_slices_spec(args.slices)
     if args.batch_size < 1:
         raise ConfigError("--batch-size must be >= 1")
+    if args.bf16 and args.backend == "onnx":
+        raise ConfigError("--bf16 is a torch-backend option; the onnx backend runs the exported float32 graph")
     files, missing = expand_inputs(args.paths)
     inputs = [*files, *([args.checkpoint] if args.checkpoint else [])]
     check_output_file(args.json, "--json", not_same_as=inputs)

@@ -62,6 +62,10 @@ def check_slices_spec(spec: str) -> str:
     return spec
 
 
+class _EmptySelection(ConfigError):
+    """A well-formed range that selects nothing (A:B with A >= B)."""
+
+
 def parse_slices(spec: str, n: int, validate_only: bool = False) -> list[int]:
     """Slice indices selected by ``spec`` in a volume of ``n`` slices.
 
@@ -91,9 +95,13 @@ def parse_slices(spec: str, n: int, validate_only: bool = False) -> list[int]:
             step = int(parts[2]) if len(parts) == 3 and parts[2] else 1
             if step < 1 or a < 0 or b < 0:
                 raise bad
+            if a >= b:
+                raise _EmptySelection(f"slices={spec!r} selects no slice: start {a} is not below stop {b}")
             idx = list(range(a, min(b, n) if not validate_only else b, step))
         else:
             raise bad
+    except _EmptySelection:
+        raise
     except ValueError:
         raise bad from None
     if validate_only:
