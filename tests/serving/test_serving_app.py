@@ -190,3 +190,8 @@ def test_serving_imports_no_training_code() -> None:
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
     assert "brainmri.serving.app" in loaded and "brainmri.inference.classifier" in loaded
     assert [m for m in loaded if m.startswith("brainmri.training") or m.split(".")[0] in ("lightning", "pytorch_lightning")] == []
+
+
+def test_a_text_field_named_file_asks_for_a_file(client) -> None:
+    err = _assert_error(client.post("/v1/predict", data={"file": "hello"}), 422, "invalid_request")
+    assert err["message"].startswith("form field 'file' is text, not a file")

@@ -70,6 +70,8 @@ def _validation_message(exc: RequestValidationError) -> str:
         field = ".".join(loc) or "request"
         if err.get("type") == "missing" and field == "file":
             parts.append("missing form field 'file': send the scan as multipart/form-data with field name 'file'")
+        elif field == "file" and "UploadFile" in str(err.get("msg", "")):
+            parts.append("form field 'file' is text, not a file: attach the scan as a file (curl -F file=@scan.png)")
         else:
             parts.append(f"{field}: {err.get('msg', 'invalid value')}")
     return "; ".join(parts) or "invalid request"
