@@ -77,3 +77,24 @@ def test_non_brainmri_safetensors_is_refused(tmp_path):
     save_file({"w": torch.zeros(2)}, str(tmp_path / "plain.safetensors"))
     with pytest.raises(CheckpointError, match="no brainmri metadata"):
         read_checkpoint(tmp_path / "plain.safetensors")
+
+
+def test_a_checkpoint_with_nan_weights_is_refused(tmp_path):
+    model = create_model("resnet18", 4).eval()
+    with torch.no_grad():
+        model.fc.weight[0, 0] = float("nan")
+    meta = CheckpointMeta(model=ModelConfig(name="resnet18"), class_names=CLASSES, preprocess=PreprocessConfig(image_size=64), task="tumor4")
+    path = save_checkpoint(tmp_path / "nan.safetensors", model, meta)
+    with pytest.raises(CheckpointError, match=r"nan.safetensors: weights contain NaN or infinite values \(e.g. fc.weight\)"):
+        load_checkpoint(path)
+
+
+def test_written_files_get_the_umask_mode_not_0600(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        _, path = _save(tmp_path)
+    finally:
+        os.umask(old)
+    assert os.stat(path).st_mode & 0o777 == 0o644

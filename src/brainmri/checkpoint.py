@@ -135,6 +135,9 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; the file gets the mode a plain open() would give
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -292,6 +295,9 @@ def load_checkpoint(path: str | Path, expect_classes: list[str] | None = None, e
             if s
         )
         raise CheckpointError(f"{path}: weights do not match architecture {meta.model.name} with {meta.num_classes} classes: {detail}")
+    broken = next((k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
+    if broken is not None:
+        raise CheckpointError(f"{path}: weights contain NaN or infinite values (e.g. {broken}): the training run that wrote it diverged; retrain with a lower --lr")
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
     model.eval()
     return model, meta

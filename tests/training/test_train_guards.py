@@ -89,6 +89,23 @@ def test_an_existing_run_is_refused_and_overwrite_replaces_it(small, phantom_spl
     assert (run / "notes.txt").read_text() == "mine"  # only the run's own files are replaced
 
 
+def test_a_failed_overwrite_puts_the_previous_run_back(small, monkeypatch):
+    import brainmri.training.train as train_mod
+
+    first = run_training(small(epochs=1), progress=False)
+    before = sha(first.checkpoint)
+
+    def fail(cfg, run_dir, *a, **k):
+        (run_dir / "metrics.csv").write_text("half a new run")
+        raise ConfigError("diverged")
+
+    monkeypatch.setattr(train_mod, "_train", fail)
+    with pytest.raises(ConfigError, match=r"^diverged; the previous run in .* is restored$"):
+        run_training(small(epochs=1, seed=3), progress=False, overwrite=True)
+    assert sha(first.checkpoint) == before and epochs_in(first.run_dir) == [0]  # the old run, whole
+    assert not (first.run_dir / ".replaced-run").exists()
+
+
 def test_an_interrupted_run_counts_as_a_run(tmp_path):
     (tmp_path / "r" / "lightning").mkdir(parents=True)
     check_run_dir_free(tmp_path / "r")  # config.yaml / logs only: a run that never saved anything

@@ -1,8 +1,9 @@
 """Where a training run writes: its run directory, decided once and never silently replaced.
 
 - A run directory that already holds a run (``best.safetensors`` or ``lightning/last.ckpt``) is
-  refused unless ``overwrite`` is asked for; then the previous run's files are removed first, so
-  nothing of the old run (a better old best checkpoint, old metrics rows) survives next to the new.
+  refused unless ``overwrite`` is asked for; then the previous run's files are moved aside first, so
+  nothing of the old run (a better old best checkpoint, old metrics rows) mixes with the new, and put
+  back if the new run fails before writing a checkpoint (dropped once it finishes).
 - The timestamped default name is chosen once by the launching process and handed to the DDP
   ranks Lightning starts as subprocesses (they re-run the command line) through
   ``BRAINMRI_RUN_DIR``, so every rank writes into the same directory.
@@ -57,15 +58,43 @@ def check_run_dir_free(run_dir: Path, overwrite: bool = False) -> None:
     )
 
 
-def clear_previous_run(run_dir: Path) -> None:
-    """Remove the files a previous run wrote into ``run_dir`` (anything else is left alone)."""
-    for name in RUN_FILES:
-        (run_dir / name).unlink(missing_ok=True)
-    for p in run_dir.glob("rank-*.json"):
-        p.unlink(missing_ok=True)
-    for name in RUN_FOLDERS:
-        if (run_dir / name).is_dir():
-            shutil.rmtree(run_dir / name)
+STASH = ".replaced-run"  # where --overwrite parks the previous run until the new one has finished
+
+
+def stash_previous_run(run_dir: Path) -> Path:
+    """Move the files a previous run wrote into ``run_dir`` aside (anything else stays), so that
+    nothing of the old run survives next to the new one, yet nothing is lost if the new one fails."""
+    stash = run_dir / STASH
+    if stash.exists():
+        shutil.rmtree(stash)
+    stash.mkdir()
+    for p in [*(run_dir / n for n in RUN_FILES + RUN_FOLDERS), *run_dir.glob("rank-*.json")]:
+        if p.exists():
+            p.rename(stash / p.name)
+    return stash
+
+
+def settle_stash(run_dir: Path, succeeded: bool) -> str | None:
+    """After an ``--overwrite`` run: drop the parked previous run when the new one finished; put it
+    back when the new one left nothing; keep it parked (and say where) when the new one left a
+    checkpoint to resume."""
+    stash = run_dir / STASH
+    if not stash.is_dir():
+        return None
+    if succeeded:
+        shutil.rmtree(stash, ignore_errors=True)
+        return None
+    if holds_run(run_dir):
+        return f"the run it was to replace is kept in {stash}"
+    for p in [*(run_dir / n for n in RUN_FILES + RUN_FOLDERS), *run_dir.glob("rank-*.json")]:
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+    for p in stash.iterdir():
+        p.rename(run_dir / p.name)
+    stash.rmdir()
+    return f"the previous run in {run_dir} is restored"
 
 
 def remove_if_empty_run(run_dir: Path) -> None:

@@ -30,7 +30,7 @@ from brainmri.config import RunConfig, to_dict, validate
 from brainmri.data.cache import resolve_cache_dir
 from brainmri.data.datasets import DatasetIndex, load_dataset
 from brainmri.data.torchdata import ImageDataset, PreparedImages
-from brainmri.errors import ConfigError
+from brainmri.errors import BrainMRIError, ConfigError
 from brainmri.models import create_model
 from brainmri.preprocess.augment import build_augment
 from brainmri.training.callbacks import (
@@ -50,12 +50,14 @@ from brainmri.training.rundir import (
     ENV_RUN_DIR,
     check_resumable,
     check_run_dir_free,
-    clear_previous_run,
     default_run_name,
+    holds_run,
     inherited_run_dir,
     load_config_for_resume,
     remove_if_empty_run,
     run_key,
+    settle_stash,
+    stash_previous_run,
 )
 
 log = logging.getLogger(__name__)
@@ -131,14 +133,22 @@ def run_training(cfg: RunConfig, resume: str | Path | None = None, progress: boo
             check_run_dir_free(run_dir, overwrite)
     created = not run_dir.exists()
     check_output_dir(run_dir)
+    stashed = overwrite and resume is None and inherited is None and holds_run(run_dir)
     try:
-        if overwrite and resume is None and inherited is None:
-            clear_previous_run(run_dir)
-        return _train(cfg, run_dir, last, progress, key)
-    except BaseException:
+        if stashed:
+            stash_previous_run(run_dir)
+        result = _train(cfg, run_dir, last, progress, key)
+    except BaseException as exc:
         if created and inherited is None:
             remove_if_empty_run(run_dir)
+        if stashed and (note := settle_stash(run_dir, succeeded=False)):
+            log.warning("%s", note)
+            if isinstance(exc, BrainMRIError) and exc.args:
+                exc.args = (f"{exc.args[0]}; {note}", *exc.args[1:])
         raise
+    if stashed:
+        settle_stash(run_dir, succeeded=True)
+    return result
 
 
 def _train(cfg: RunConfig, run_dir: Path, last: Path | None, progress: bool, key: str) -> TrainResult:
