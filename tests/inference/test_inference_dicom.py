@@ -126,3 +126,21 @@ def test_declared_pixel_count_over_the_limit_is_refused(tmp_path) -> None:
     path = make_dicom(tmp_path / "big.dcm", _ramp(64, 64))
     with pytest.raises(ImageReadError, match="big.dcm: DICOM pixel data is 4,096 pixels, over the limit"):
         decode_bytes(path.read_bytes(), str(path), max_pixels=1000)
+
+
+def test_corrupt_compressed_pixel_data_is_one_clear_error_without_decoder_tracebacks(tmp_path, capfd) -> None:
+    from brainmri.errors import ImageReadError
+
+    pixels = (phantom(0, size=64).astype(np.uint16) * 16)
+    try:
+        path = make_dicom(tmp_path / "c.dcm", pixels, compress="1.2.840.10008.1.2.4.90")
+    except RuntimeError as exc:  # encoder plugin not installed
+        pytest.skip(f"no JPEG 2000 encoder: {exc}")
+    data = bytearray(path.read_bytes())
+    start = data.find(b"\xff\x4f\xff\x51")  # the JPEG 2000 codestream
+    assert start > 0
+    data[start + 2:start + 200] = b"\x00" * 198
+    with pytest.raises(ImageReadError, match=r"^bad\.dcm: corrupt compressed DICOM pixel data \(transfer syntax JPEG 2000"):
+        read_dicom(bytes(data), "bad.dcm")
+    captured = capfd.readouterr()
+    assert "Traceback" not in captured.err + captured.out

@@ -99,9 +99,21 @@ def _decode_pixels(ds: Any, name: str, max_pixels: int) -> np.ndarray:
         raise ImageReadError(name, f"DICOM pixel data is {declared:,} pixels, over the limit of {max_pixels:,}")
     ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
     ts_text = f"{ts.name} ({ts})" if ts is not None else "unknown"
+    quiet = logging.getLogger("pydicom")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)  # pydicom logs every failed decoder's traceback itself
     try:
         return ds.pixel_array
-    except (NotImplementedError, RuntimeError, ImportError) as exc:
+    except RuntimeError as exc:
+        if "exceptions were raised by all available plugins" in str(exc):  # decoders there, data broken
+            first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else ""
+            raise ImageReadError(name, f"corrupt compressed DICOM pixel data (transfer syntax {ts_text}; {first[:160]})") from None
+        raise ImageReadError(
+            name,
+            f"cannot decode DICOM pixel data with transfer syntax {ts_text}: no available decoder "
+            f"(RuntimeError); install pylibjpeg, pylibjpeg-libjpeg and pylibjpeg-openjpeg",
+        ) from None
+    except (NotImplementedError, ImportError) as exc:
         raise ImageReadError(
             name,
             f"cannot decode DICOM pixel data with transfer syntax {ts_text}: no available decoder "
@@ -109,6 +121,8 @@ def _decode_pixels(ds: Any, name: str, max_pixels: int) -> np.ndarray:
         ) from None
     except Exception as exc:  # noqa: BLE001 - corrupt pixel data raises many types
         raise ImageReadError(name, f"corrupt DICOM pixel data ({type(exc).__name__}, transfer syntax {ts_text})") from None
+    finally:
+        quiet.setLevel(level)
 
 
 def _frames_array(ds: Any, arr: np.ndarray, name: str) -> tuple[np.ndarray, bool]:
