@@ -102,3 +102,22 @@ def test_unsupported_file_shows_the_error(server, browser, tmp_path) -> None:
     browser.find_element(By.ID, "submit-button").click()
     WebDriverWait(browser, 20).until(lambda d: d.find_element(By.ID, "error").is_displayed())
     assert "unsupported" in browser.find_element(By.ID, "error").text
+
+
+def test_an_out_of_distribution_upload_shows_no_confidence_and_no_bars(server, browser, tmp_path) -> None:
+    import numpy as np
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    blank = tmp_path / "blank.png"
+    Image.fromarray(np.full((80, 80), 128, np.uint8)).save(blank)
+    browser.get(server + "/")
+    WebDriverWait(browser, 10).until(lambda d: "Model:" in d.find_element(By.ID, "model-info").text)
+    browser.find_element(By.ID, "file-input").send_keys(str(blank))
+    browser.find_element(By.ID, "submit-button").click()
+    WebDriverWait(browser, 30).until(ec.text_to_be_present_in_element((By.ID, "status"), "Done."))
+    assert browser.find_element(By.ID, "label").text == "not classified"
+    assert browser.find_element(By.ID, "confidence").text == ""
+    assert "does not look like a brain MRI" in browser.find_element(By.ID, "ood").text
+    assert not browser.find_element(By.ID, "bars").is_displayed()

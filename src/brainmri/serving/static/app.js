@@ -62,9 +62,12 @@ function renderResult(data) {
   $("status").textContent = "Done.";
   const top = Object.entries(data.probabilities).sort((a, b) => b[1] - a[1])[0][0];
   $("label").textContent = data.label === null ? "not classified" : data.label;
-  $("confidence").textContent = data.confidence === null ? "" : `(${(100 * data.confidence).toFixed(1)}% calibrated confidence)`;
-  $("ood").hidden = !data.out_of_distribution;
-  $("ood").textContent = data.out_of_distribution ? `This does not look like a brain MRI: ${data.ood_reason}` : "";
+  const ood = Boolean(data.out_of_distribution);
+  // an input the model was not made for gets no confidence and no probability bars: they would read as a diagnosis
+  $("confidence").textContent = ood || data.confidence === null ? "" : `(${(100 * data.confidence).toFixed(1)}% calibrated confidence)`;
+  $("ood").hidden = !ood;
+  $("ood").textContent = ood ? `This does not look like a brain MRI: ${data.ood_reason}` : "";
+  $("bars").hidden = ood;
   renderBars(data.probabilities, top);
   $("slices").textContent = data.most_suspicious_slices ? `Volume: most suspicious slices ${data.most_suspicious_slices.join(", ")}.` : "";
   if (data.overlay_png) {
