@@ -188,3 +188,14 @@ def test_presence_json_is_announced(ckpt, base, tmp_path, capsys):
     out = tmp_path / "p.json"
     assert main(["evaluate", str(ckpt), "--data", str(yn), "--tumor-presence", "--json", str(out)]) == 0
     assert f"JSON: {out}" in capsys.readouterr().out and json.loads(out.read_text())["n"] == 6
+
+
+def test_a_folder_inside_the_training_root_is_flagged_but_its_test_split_is_not(base, capsys):
+    root = make_phantom_dataset(base / "trained_root", layout="split", n_per_class=4, test_per_class=3, size=32, seed=5)
+    ck = _checkpoint(base / "trained_root.safetensors", {"root": str(root), "split": "auto", "seed": 42})
+    r = evaluate_checkpoint(ck, root / "Training", n_boot=20)
+    assert r["split_note"].startswith(f"WARNING: {root / 'Training'} lies inside {root}, the model's training data")
+    assert main(["evaluate", str(ck), "--data", str(root / "Training"), "--bootstrap", "20"]) == 0
+    assert "\nWARNING: " in capsys.readouterr().out
+    held_out = evaluate_checkpoint(ck, root / "Testing", n_boot=20)
+    assert "WARNING" not in (held_out["split_note"] or "")

@@ -61,7 +61,7 @@ def _fmt_ci(value: float, ci: list) -> str:
 def summary_lines(r: dict) -> list[str]:
     """Human summary of an evaluation result (what the CLI prints)."""
     lines = [f"{r['model']} on {r['data']} ({r['split']}, n={r['n']})"]
-    lines += [f"note: {r['split_note']}"] if r.get("split_note") else []
+    lines += [r['split_note'] if r['split_note'].startswith('WARNING') else f"note: {r['split_note']}"] if r.get('split_note') else []
     lines += ["", r["report_text"], ""]
     lines.append(f"accuracy {_fmt_ci(r['accuracy'], r['ci']['accuracy'])}   macro F1 {_fmt_ci(r['macro_f1'], r['ci']['macro_f1'])}  (95% bootstrap)")
     t_note = " (no fitted temperature in the checkpoint)" if r["temperature_missing"] else ""

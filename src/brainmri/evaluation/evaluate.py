@@ -108,6 +108,16 @@ def trained_on_reason(meta, data, checkpoint, index) -> str | None:
     """Why ``data`` looks like the dataset ``checkpoint`` was trained on (its root, as recorded in
     the checkpoint or in the run's ``config.yaml``, or the same number of images per class as
     its training data), or ``None``."""
+    roots = _recorded_roots(meta, checkpoint)
+    if any(_same_path(r, data) for r in roots):
+        return "the checkpoint's training data root"
+    trained = _class_totals((meta.data or {}).get("counts"))
+    if trained and trained == _class_totals(index.counts()):
+        return "same images per class as the checkpoint's training data"
+    return None
+
+
+def _recorded_roots(meta, checkpoint) -> list[str]:
     roots = [(meta.data or {}).get("root")]
     run_cfg = Path(checkpoint).parent / "config.yaml"
     if run_cfg.is_file():
@@ -117,11 +127,23 @@ def trained_on_reason(meta, data, checkpoint, index) -> str | None:
             roots.append(load_run_config(run_cfg).data.root)
         except Exception:  # noqa: BLE001 - an unreadable run config only loses this hint
             pass
-    if any(r and _same_path(r, data) for r in roots):
-        return "the checkpoint's training data root"
-    trained = _class_totals((meta.data or {}).get("counts"))
-    if trained and trained == _class_totals(index.counts()):
-        return "same images per class as the checkpoint's training data"
+    return [r for r in roots if r]
+
+
+def inside_training_root(meta, data, checkpoint) -> str | None:
+    """The checkpoint's training data root when ``data`` lies inside it (``ROOT/Training``,
+    ``ROOT/glioma``), not in its held-out test split folder (``ROOT/Testing``); else ``None``."""
+    try:
+        target = Path(data).expanduser().resolve()
+    except OSError:
+        return None
+    for root in _recorded_roots(meta, checkpoint):
+        try:
+            rel = target.relative_to(Path(root).expanduser().resolve())
+        except (OSError, ValueError):
+            continue
+        if rel.parts and rel.parts[0].lower() not in ("testing", "test"):
+            return str(root)
     return None
 
 
@@ -280,6 +302,10 @@ def _load_index(meta, data, cfg, checkpoint) -> tuple:
         return index, None
     reason = trained_on_reason(meta, data, checkpoint, index)
     if reason is None:
+        root = inside_training_root(meta, data, checkpoint)
+        if root is not None:
+            return index, (f"WARNING: {cfg.root} lies inside {root}, the model's training data: its images are (partly) "
+                           f"training images, so these {len(index.samples)} are no test of the model")
         return index, f"{cfg.root}: no train/test split in the data: scoring all {len(index.samples)} images"
     carved = load_dataset(cfg)
     n_test = len(carved.split("test"))
