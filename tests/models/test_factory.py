@@ -77,3 +77,27 @@ def test_hub_download_offline_gives_a_clear_message(monkeypatch):
     monkeypatch.setattr(timm, "create_model", offline)
     with pytest.raises(CheckpointError, match="--pretrained-weights"):
         create_model("resnet18", 4, pretrained=True)
+
+
+class _NotATensor:  # a module-level class: picklable, and not allowed by weights_only loading
+    pass
+
+
+def test_unreadable_pretrained_weights_are_one_short_line(tmp_path):
+    import torch
+
+    from brainmri.errors import CheckpointError
+    from brainmri.models import create_model
+    from brainmri.models.factory import load_pretrained_weights
+
+    pickled = tmp_path / "objects.pt"
+    torch.save({"a": _NotATensor()}, pickled)
+    junk = tmp_path / "junk.pt"
+    junk.write_text("junk junk")
+    model = create_model("resnet18", 4)
+    with pytest.raises(CheckpointError) as info:
+        load_pretrained_weights(model, pickled)
+    msg = str(info.value)
+    assert msg.startswith(f"{pickled}: not a readable") and "holds Python objects besides tensors" in msg and "\n" not in msg
+    with pytest.raises(CheckpointError, match=r"junk.pt: not a readable safetensors / state-dict file"):
+        load_pretrained_weights(model, junk)

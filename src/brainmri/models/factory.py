@@ -78,7 +78,10 @@ def load_pretrained_weights(model: nn.Module, path: str | Path) -> nn.Module:
             if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
                 state = state["state_dict"]
     except Exception as exc:  # noqa: BLE001 - any parse failure is the file's fault
-        raise CheckpointError(f"{p}: not a readable safetensors / state-dict file ({type(exc).__name__}: {exc})") from None
+        first = (str(exc).strip().splitlines() or [""])[0][:200]  # torch's unpickling errors run to many lines of advice
+        if "Weights only load failed" in first:
+            first = "it holds Python objects besides tensors; brainmri loads tensors only (never an arbitrary pickle)"
+        raise CheckpointError(f"{p}: not a readable safetensors / state-dict file ({type(exc).__name__}: {first})") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{p}: expected a mapping of parameter names to tensors")
     own = model.state_dict()
