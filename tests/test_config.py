@@ -110,6 +110,9 @@ def test_unknown_field_lists_valid_fields() -> None:
         ("train", "num_nodes", 0, r"train\.num_nodes=0 must be >= 1"),
         ("train", "accelerator", "tpu2", r"train\.accelerator='tpu2' .*choose one of: auto, cpu, gpu"),
         ("model", "drop_rate", 1.0, r"model\.drop_rate=1\.0 must be in \[0, 1\)"),
+        ("train", "run_name", "../escape", r"train\.run_name='\.\./escape' must be a plain folder name"),
+        ("train", "run_name", "a/b", r"train\.run_name='a/b' must be a plain folder name"),
+        ("train", "run_name", "..", r"train\.run_name='\.\.' must be a plain folder name"),
     ],
 )
 def test_validation_names_the_field(section: str, field: str, value, match: str) -> None:

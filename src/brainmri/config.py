@@ -322,6 +322,8 @@ def validate(cfg: RunConfig) -> RunConfig:
     _choice(m.head, "model.head", ("linear", "mlp"))
     _choice(t.optimizer, "train.optimizer", ("adam", "adamw"))
     _choice(t.schedule, "train.schedule", ("cosine", "plateau", "none"))
+    if t.run_name is not None and (not str(t.run_name).strip() or Path(str(t.run_name)).name != str(t.run_name) or str(t.run_name) in (".", "..")):
+        raise ConfigError(f"train.run_name={t.run_name!r} must be a plain folder name (no '/' or '..'); the run goes into train.output_dir")
     _choice(t.monitor, "train.monitor", ("val_loss", "val_acc", "val_macro_f1"))
     _choice(t.precision, "train.precision", ("auto", "32", "32-true", "bf16-mixed", "16-mixed"))
     if t.epochs < 0 or t.head_epochs < 0 or (t.epochs + t.head_epochs) == 0:

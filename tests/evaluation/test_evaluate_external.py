@@ -199,3 +199,13 @@ def test_a_folder_inside_the_training_root_is_flagged_but_its_test_split_is_not(
     assert "\nWARNING: " in capsys.readouterr().out
     held_out = evaluate_checkpoint(ck, root / "Testing", n_boot=20)
     assert "WARNING" not in (held_out["split_note"] or "")
+
+
+def test_yes_no_folders_point_to_tumor_presence_and_healthy_folders_are_read_there(ckpt, base, capsys):
+    yn = make_phantom_dataset(base / "yn_names", layout="flat", class_names=("No", "Yes"), n_per_class=3, size=32, seed=6)
+    assert main(["evaluate", str(ckpt), "--data", str(yn), "--bootstrap", "20"]) == 2
+    err = capsys.readouterr().err
+    assert "is not one of the configured classes" in err and "--tumor-presence" in err and "data.class_map" not in err
+    th = make_phantom_dataset(base / "th_names", layout="flat", class_names=("healthy", "tumor"), n_per_class=3, size=32, seed=7)
+    assert main(["evaluate", str(ckpt), "--data", str(th), "--tumor-presence"]) == 0
+    assert "n=6" in capsys.readouterr().out

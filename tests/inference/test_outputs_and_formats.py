@@ -162,3 +162,11 @@ def test_predict_explain_with_an_onnx_model_is_refused_before_predicting(onnx_no
     cap = capsys.readouterr()
     assert "explanations need the PyTorch checkpoint" in cap.err and "confidence" not in cap.out
     assert not out.exists()
+
+
+def test_export_of_an_onnx_file_says_it_is_one_already(tiny_ckpt, tmp_path, capsys):
+    onnx_out = tmp_path / "m.onnx"
+    assert main(["export", str(tiny_ckpt), "-o", str(onnx_out)]) == 0
+    capsys.readouterr()
+    assert main(["export", str(onnx_out)]) == 2
+    assert capsys.readouterr().err == f"brainmri export: error: {onnx_out}: is an ONNX model already; export needs the .safetensors checkpoint it was exported from\n"

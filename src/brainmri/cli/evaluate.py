@@ -6,6 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
+from brainmri.errors import DatasetError
+
 log = logging.getLogger(__name__)
 
 
@@ -146,11 +148,19 @@ def run(args) -> int:
             write_json(presence, args.json_out)
             print(f"JSON: {args.json_out}")
         return 0
-    result = evaluate_checkpoint(
-        args.checkpoint, args.data, split=args.split, preset=args.preset, batch_size=args.batch_size, tta=args.tta,
-        leak_threshold=args.leak_threshold, all_splits=args.all_splits, n_boot=args.bootstrap, report=args.report,
-        json_out=args.json_out, explain_method=args.explain_method, cache_dir=cache_dir,
-    )
+    try:
+        result = evaluate_checkpoint(
+            args.checkpoint, args.data, split=args.split, preset=args.preset, batch_size=args.batch_size, tta=args.tta,
+            leak_threshold=args.leak_threshold, all_splits=args.all_splits, n_boot=args.bootstrap, report=args.report,
+            json_out=args.json_out, explain_method=args.explain_method, cache_dir=cache_dir,
+        )
+    except DatasetError as exc:
+        text = str(exc)
+        if "is not one of the configured classes" not in text:
+            raise
+        # evaluate takes no class map: say what it can do instead of naming a config field it cannot set
+        raise DatasetError(text.replace(" (set data.class_map or data.preset)", "") + "; name the class folders after the model's "
+                           "classes, or for yes/no, tumor/healthy folders check tumor presence with --tumor-presence") from None
     print("\n".join(summary_lines(result)))
     for label, path in (("JSON", args.json_out), ("report", args.report)):
         if path:

@@ -23,6 +23,8 @@ def run(args) -> int:
     if not 7 <= args.opset <= 23:
         raise ConfigError(f"--opset={args.opset} must be between 7 and 23")
     src = Path(args.checkpoint)
+    if src.is_file() and looks_like_onnx(src):
+        raise CheckpointError(f"{src}: is an ONNX model already; export needs the .safetensors checkpoint it was exported from")
     out = Path(args.out) if args.out else src.with_suffix(".onnx")
     check_output_file(out, "-o", not_same_as=[src])  # never over the checkpoint being exported, even with --force
     if out.is_file() and src.is_file() and os.path.samefile(out, src):  # a hard link to it

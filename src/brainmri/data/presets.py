@@ -2,7 +2,7 @@
 
 * ``tumor4``: glioma, meningioma, notumor, pituitary (the four-class tumor-type set).
 * ``tumor2``: notumor, tumor; every tumor type and the yes/no set's ``yes`` map to ``tumor``,
-  ``notumor`` and ``no`` map to ``notumor``.
+  ``notumor``, ``no``, ``healthy`` and ``normal`` map to ``notumor``.
 * ``alzheimer4``: Mild_Demented, Moderate_Demented, Non_Demented, Very_Mild_Demented (the
   spelling without underscores, as in the original 6,400-image set, maps onto it).
 
@@ -44,6 +44,7 @@ PRESETS: dict[str, Preset] = {
             "glioma": "tumor", "meningioma": "tumor", "pituitary": "tumor", "yes": "tumor",
             "tumor": "tumor", "glioma_tumor": "tumor", "meningioma_tumor": "tumor",
             "pituitary_tumor": "tumor", "notumor": "notumor", "no": "notumor", "no_tumor": "notumor",
+            "tumour": "tumor", "healthy": "notumor", "normal": "notumor",
         },
         "tumor vs no tumor (merges the tumor types; reads the yes/no set)",
     ),
