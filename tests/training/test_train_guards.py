@@ -195,7 +195,7 @@ def test_sigterm_mid_epoch_saves_the_batches_and_resume_finishes_the_run(small, 
     with pytest.raises(TrainingInterrupted) as info:
         run_training(cfg, progress=False)
     assert info.value.exit_code == 143 and info.value.signal_name == "SIGTERM"
-    assert str(info.value) == (f"interrupted by SIGTERM after 0 of 2 epochs and 3 batches of epoch 1; kept {run / 'lightning' / 'last.ckpt'}; "
+    assert str(info.value) == (f"interrupted by SIGTERM after 0 of 2 epochs and 3 batches of the next; kept {run / 'lightning' / 'last.ckpt'}; "
                                f"resume with: brainmri train --resume {run}")
     state = torch.load(run / "lightning" / "last.ckpt", map_location="cpu", weights_only=False)
     assert state["global_step"] == 3  # the interrupted epoch's batches are kept
@@ -224,12 +224,14 @@ def test_ctrl_c_after_an_epoch_exits_130_and_marks_the_uncalibrated_best(small, 
         signal.signal(signal.SIGINT, handler)  # Lightning ignores further Ctrl-C once it saw one
     assert code == 130
     ours = [line for line in capsys.readouterr().err.splitlines() if line.startswith("brainmri train:")]
-    assert ours == [f"brainmri train: interrupted by SIGINT after 1 of 3 epochs and 1 batches of epoch 2; "
+    assert ours == [f"brainmri train: interrupted by SIGINT after 1 of 3 epochs and 1 batches of the next; "
                     f"kept {run / 'best.safetensors'} (best epoch so far; uncalibrated: temperature 1, marked interrupted) "
                     f"and {run / 'lightning' / 'last.ckpt'}; resume with: brainmri train --resume {run}"]
     _, meta = load_checkpoint(run / "best.safetensors")
     assert meta.extra["interrupted"] is True and meta.extra["interrupted_by"] == "SIGINT" and meta.extra["completed_epochs"] == 1
     assert meta.temperature == 1.0
+    assert main(["info", str(run / "best.safetensors")]) == 0
+    assert "interrupted:  by SIGINT after 1 of 3 epochs (not calibrated" in capsys.readouterr().out
 
 
 def test_sigterm_to_brainmri_train_exits_143_with_the_resume_command(tmp_path):
@@ -319,3 +321,18 @@ def test_dry_run_catches_what_used_to_fail_in_training(phantom_split, tmp_path, 
     assert main(["train", "--data", str(phantom_split), "--model", "seed002_cnn", "--output-dir", str(tmp_path / "runs"), *flags, "--dry-run"]) == 2
     err = capsys.readouterr().err
     assert match in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_interrupt_right_after_an_epoch_ended_counts_that_epoch():
+    from types import SimpleNamespace
+
+    from brainmri.training.callbacks import InterruptRecorder
+
+    rec = InterruptRecorder()
+    trainer = SimpleNamespace(current_epoch=5)  # resumed with 5 epochs done
+    rec.on_train_start(trainer, None)
+    rec.on_train_epoch_start(trainer, None)
+    rec.on_train_batch_end(trainer, None, None, None, 3)
+    rec.on_train_epoch_end(trainer, None)  # epoch index 5 complete; Lightning has not advanced current_epoch yet
+    rec.on_exception(trainer, None, KeyboardInterrupt())
+    assert (rec.completed_epochs, rec.batches_in_epoch) == (6, 0)

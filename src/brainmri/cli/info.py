@@ -36,6 +36,10 @@ def run(args) -> int:
     print(f"preprocess:   {p.image_size} px, crop={p.crop}, percentile_clip={p.percentile_clip}, in_chans={p.in_chans}")
     print(f"calibration:  temperature {meta.temperature:.3f}")
     print(f"ood guard:    {'fitted' if meta.ood else 'input statistics only'}")
+    extra = meta.extra or {}
+    if extra.get("interrupted"):
+        print(f"interrupted:  by {extra.get('interrupted_by', '?')} after {extra.get('completed_epochs', '?')} of {extra.get('epochs', '?')} epochs "
+              f"(not calibrated; finish it with brainmri train --resume RUN_DIR)")
     if meta.metrics:
         shown = {k: v for k, v in meta.metrics.items() if isinstance(v, (int, float))}
         print("metrics:      " + ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(shown.items())))

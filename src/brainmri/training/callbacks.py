@@ -169,6 +169,9 @@ class InterruptRecorder(pl.Callback):
         self.completed_epochs = 0
         self.batches_in_epoch = 0
 
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.completed_epochs = trainer.current_epoch  # a resumed run starts with these done
+
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.batches_in_epoch = 0
 
@@ -177,10 +180,11 @@ class InterruptRecorder(pl.Callback):
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.batches_in_epoch = 0  # the epoch is complete (validation included)
+        self.completed_epochs = trainer.current_epoch + 1  # Lightning counts it done only after this hook
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         self.exception = exception
-        self.completed_epochs = trainer.current_epoch  # epochs whose end was reached
+        self.completed_epochs = max(self.completed_epochs, trainer.current_epoch)  # epochs whose end was reached
 
 
 class LastCheckpoint(ModelCheckpoint):

@@ -302,7 +302,7 @@ def _interrupted(trainer: pl.Trainer, recorder: InterruptRecorder, signal_name: 
             save_checkpoint(best_path, model, meta)
         except Exception as exc:  # noqa: BLE001 - the message below still says what is there
             log.warning("could not mark %s as interrupted: %s", best_path, exc)
-    where = f"after {done} of {total} epochs" + (f" and {recorder.batches_in_epoch} batches of epoch {done + 1}" if recorder.batches_in_epoch else "")
+    where = f"after {done} of {total} epochs" + (f" and {recorder.batches_in_epoch} batches of the next" if recorder.batches_in_epoch else "")
     text = f"interrupted by {signal_name} {where}; {_kept(run_dir, best_path, interrupted=True)}"
     if (run_dir / "lightning" / "last.ckpt").exists():
         text += f"; resume with: brainmri train --resume {shlex.quote(str(run_dir))}"
