@@ -209,3 +209,10 @@ def test_yes_no_folders_point_to_tumor_presence_and_healthy_folders_are_read_the
     th = make_phantom_dataset(base / "th_names", layout="flat", class_names=("healthy", "tumor"), n_per_class=3, size=32, seed=7)
     assert main(["evaluate", str(ckpt), "--data", str(th), "--tumor-presence"]) == 0
     assert "n=6" in capsys.readouterr().out
+
+
+def test_a_small_bootstrap_says_its_interval_is_rough(ckpt, flat, capsys):
+    assert main(["evaluate", str(ckpt), "--data", str(flat), "--bootstrap", "20"]) == 0
+    assert "(95% bootstrap, only 20 resamples: a rough interval)" in capsys.readouterr().out
+    assert main(["evaluate", str(ckpt), "--data", str(flat), "--bootstrap", "300"]) == 0
+    assert "(95% bootstrap)" in capsys.readouterr().out

@@ -65,7 +65,8 @@ def summary_lines(r: dict) -> list[str]:
     lines = [f"{r['model']} on {r['data']} ({r['split']}, n={r['n']})"]
     lines += [r['split_note'] if r['split_note'].startswith('WARNING') else f"note: {r['split_note']}"] if r.get('split_note') else []
     lines += ["", r["report_text"], ""]
-    lines.append(f"accuracy {_fmt_ci(r['accuracy'], r['ci']['accuracy'])}   macro F1 {_fmt_ci(r['macro_f1'], r['ci']['macro_f1'])}  (95% bootstrap)")
+    lines.append(f"accuracy {_fmt_ci(r['accuracy'], r['ci']['accuracy'])}   macro F1 {_fmt_ci(r['macro_f1'], r['ci']['macro_f1'])}  (95% bootstrap"
+                 + (f", only {r['ci']['n_boot']} resamples: a rough interval" if r["ci"].get("n_boot", 1000) < 200 else "") + ")")
     t_note = " (no fitted temperature in the checkpoint)" if r["temperature_missing"] else ""
     lines.append(f"calibration: T = {r['temperature']:.3f}{t_note}; ECE {r['ece_before']:.4f} with T=1 -> {r['ece']:.4f} with T")
     leak, lf = r.get("leak"), r.get("leak_free")
