@@ -195,3 +195,9 @@ def test_serving_imports_no_training_code() -> None:
 def test_a_text_field_named_file_asks_for_a_file(client) -> None:
     err = _assert_error(client.post("/v1/predict", data={"file": "hello"}), 422, "invalid_request")
     assert err["message"].startswith("form field 'file' is text, not a file")
+
+
+def test_two_files_in_one_request_are_refused(client, phantom_png) -> None:
+    files = [("file", ("a.png", phantom_png)), ("file", ("b.png", phantom_png))]
+    err = _assert_error(client.post("/v1/predict", files=files), 422, "invalid_request")
+    assert err["message"] == "form field 'file' was sent 2 times; send one scan per request"

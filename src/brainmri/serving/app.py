@@ -191,7 +191,11 @@ def create_app(settings: ServeSettings | None = None, classifier: Classifier | N
         return info
 
     @app.post("/v1/predict", summary="Classify one scan (image, DICOM or NIfTI)")
-    async def predict(file: UploadFile = File(..., description="the scan"), explain: bool = False) -> dict[str, Any]:
+    async def predict(request: Request, file: UploadFile = File(..., description="the scan"), explain: bool = False) -> dict[str, Any]:
+        n_files = len((await request.form()).getlist("file"))  # parsed once already; FastAPI keeps only the last
+        if n_files > 1:
+            await file.close()
+            raise ApiError(422, "invalid_request", f"form field 'file' was sent {n_files} times; send one scan per request")
         data = await file.read(max_bytes + 1)
         await file.close()
         if len(data) > max_bytes:
