@@ -68,6 +68,8 @@ def test_predict_reports_each_file(predicted, corpus, name: str) -> None:
 def test_predict_volume_and_rotation_details(predicted) -> None:
     rows = predicted[2]
     assert "4-D" in rows["vol4d.nii.gz"]["info"]["note"] and len(rows["vol4d.nii.gz"]["slices"]) == 3
+    vol_line = next(line for line in predicted[1].splitlines() if "vol4d.nii.gz" in line)
+    assert "the first one is used" in vol_line  # the table says which volume, not only the JSON
     assert rows["monochrome1.dcm"]["info"]["photometric_interpretation"] == "MONOCHROME1"
     # EXIF orientation 6 turns the 80 wide x 48 tall JPEG upright: 48 wide x 80 tall
     assert (rows["exif_rotated.jpg"]["info"]["width"], rows["exif_rotated.jpg"]["info"]["height"]) == (48, 80)
