@@ -2,7 +2,6 @@
 the checkpoint metadata embedded, checked against PyTorch on a random batch."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import brainmri
@@ -26,9 +25,7 @@ def run(args) -> int:
     if src.is_file() and looks_like_onnx(src):
         raise CheckpointError(f"{src}: is an ONNX model already; export needs the .safetensors checkpoint it was exported from")
     out = Path(args.out) if args.out else src.with_suffix(".onnx")
-    check_output_file(out, "-o", not_same_as=[src])  # never over the checkpoint being exported, even with --force
-    if out.is_file() and src.is_file() and os.path.samefile(out, src):  # a hard link to it
-        raise OutputPathError(f"-o {out}: is the input file {src} (a link to it); writing there would destroy it")
+    check_output_file(out, "-o", not_same_as=[src])  # never over the checkpoint being exported (or a link to it), even with --force
     if out.is_file() and not args.force and not looks_like_onnx(out):
         raise OutputPathError(f"-o {out}: the file exists and is not an ONNX model; pass --force to replace it")
     model, meta = load_checkpoint(src)

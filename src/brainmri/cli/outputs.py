@@ -40,10 +40,11 @@ def check_output_file(path: str | Path | None, flag: str, *, not_same_as: list[s
         raise OutputPathError(f"{flag} {path}: is a folder; give a file name")
     for src in not_same_as:
         try:
-            if p.exists() and Path(src).exists() and p.resolve() == Path(src).resolve():
-                raise OutputPathError(f"{flag} {path}: is the input file {src}; writing there would destroy it")
+            same = p.exists() and Path(src).exists() and os.path.samefile(p, src)  # symlinks and hard links too
         except OSError:
             continue
+        if same:
+            raise OutputPathError(f"{flag} {path}: is the input file {src}; writing there would destroy it")
     if p.exists() and not os.access(p, os.W_OK):
         raise OutputPathError(f"{flag} {path}: the file is read-only")
     _creatable_dir(p.parent if str(p.parent) else Path("."), flag, path)

@@ -74,11 +74,10 @@ def _table(rows: list[dict[str, Any]]) -> str:
     headers = ("file", "label", "confidence", "ood", "note")
     body = []
     for r in rows:
-        note = r["error"] or r["ood_reason"] or ""
-        if r.get("most_suspicious_slices"):
-            note = (note + "; " if note else "") + "most suspicious slices " + ", ".join(map(str, r["most_suspicious_slices"]))
-        if (r.get("info") or {}).get("note"):  # e.g. which volume of a 4-D NIfTI was used
-            note = (note + "; " if note else "") + r["info"]["note"]
+        parts = [r["error"] or r["ood_reason"],
+                 "most suspicious slices " + ", ".join(map(str, r["most_suspicious_slices"])) if r.get("most_suspicious_slices") else None,
+                 (r.get("info") or {}).get("note")]  # e.g. which volume of a 4-D NIfTI was used
+        note = "; ".join(x for x in parts if x)
         conf = "" if r["confidence"] is None else f"{r['confidence']:.3f}"
         body.append((str(r["path"]), r["label"] or ("ERROR" if r["error"] else "-"), conf, "yes" if r["out_of_distribution"] else "", note))
     widths = [min(60, max(len(h), *(len(b[i]) for b in body))) for i, h in enumerate(headers[:-1])] if body else [len(h) for h in headers[:-1]]
