@@ -98,3 +98,38 @@ def test_written_files_get_the_umask_mode_not_0600(tmp_path):
     finally:
         os.umask(old)
     assert os.stat(path).st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize("calibration, problem", [
+    ({"temperature": -1.0}, "temperature must be a positive number"),
+    ({"temperature": "hot"}, "temperature must be a positive number"),
+    ({"temperature": 0.7, "top_label": {"a": "x", "b": 0.0}}, "top_label must be"),
+    ({"temperature": 0.7, "top_label": {"a": -1.0, "b": 0.0}}, "top_label must be"),
+    ([0.7], "calibration must be a JSON object"),
+])
+def test_calibration_metadata_prediction_could_not_use_is_refused(tmp_path, calibration, problem):
+    model = create_model("resnet18", 4).eval()
+    meta = CheckpointMeta(model=ModelConfig(name="resnet18"), class_names=CLASSES, preprocess=PreprocessConfig(image_size=64), task="tumor4",
+                          calibration=calibration)
+    path = save_checkpoint(tmp_path / "cal.safetensors", model, meta)
+    with pytest.raises(CheckpointError, match=f"cal.safetensors: checkpoint calibration {problem}" if "JSON" not in problem else f"cal.safetensors: checkpoint {problem}"):
+        load_checkpoint(path)
+
+
+def test_top_label_calibration_travels_with_the_checkpoint(tmp_path):
+    from brainmri.inference import Classifier
+    from brainmri.evaluation.calibration import softmax_with_temperature
+
+    model = create_model("resnet18", 4).eval()
+    cal = {"temperature": 0.5, "top_label": {"a": 0.5, "b": 1.0}}
+    meta = CheckpointMeta(model=ModelConfig(name="resnet18"), class_names=CLASSES, preprocess=PreprocessConfig(image_size=64), task="tumor4", calibration=cal)
+    path = save_checkpoint(tmp_path / "tl.safetensors", model, meta)
+    clf = Classifier.load(path)
+    img = (torch.rand(64, 64) * 255).to(torch.uint8).numpy()
+    out = clf.predict(img)
+    with torch.inference_mode():
+        z = clf.logits(clf.prepare(img)[None])
+    p_t = softmax_with_temperature(z, 0.5)[0]
+    assert max(out.probabilities, key=out.probabilities.get) == CLASSES[int(p_t.argmax())]
+    assert out.confidence != pytest.approx(float(p_t.max()), abs=1e-4)  # the top-label step was applied
+    assert sum(out.probabilities.values()) == pytest.approx(1.0, abs=1e-4)

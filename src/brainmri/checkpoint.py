@@ -2,7 +2,7 @@
 
 The metadata carries everything prediction needs, so nothing is re-typed at serving time:
 architecture (``model``), ``class_names``, ``task``, ``preprocess`` (image size, crop,
-normalisation), ``calibration`` (temperature), ``ood`` (guard thresholds), plus the training
+normalisation), ``calibration`` (temperature, optional top-label scaling), ``ood`` (guard thresholds), plus the training
 config, metrics, data fingerprint and library versions.
 
 Loading never unpickles anything: safetensors holds raw tensors and the metadata is JSON. A
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import platform
 import tempfile
@@ -75,6 +76,7 @@ class CheckpointMeta:
             raise CheckpointError(f"{where}: not a brainmri checkpoint (format={d.get('format')!r})")
         if int(d.get("format_version", 0)) > FORMAT_VERSION:
             raise CheckpointError(f"{where}: checkpoint format {d.get('format_version')} is newer than this brainmri supports ({FORMAT_VERSION}); upgrade brainmri")
+        _check_calibration(d.get("calibration"), where)
         try:
             return cls(
                 model=from_dict(ModelConfig, {k: v for k, v in d["model"].items() if k not in RETIRED_MODEL_FIELDS}),
@@ -92,6 +94,26 @@ class CheckpointMeta:
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise CheckpointError(f"{where}: checkpoint metadata is incomplete or invalid ({type(exc).__name__}: {exc})") from None
+
+
+def _finite_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _check_calibration(cal: Any, where: str) -> None:
+    """Refuse calibration metadata prediction could not use (it would fail, or mislead, on every image)."""
+    if cal is None:
+        return
+    if not isinstance(cal, dict):
+        raise CheckpointError(f"{where}: checkpoint calibration must be a JSON object, not a {_json_kind(cal)}")
+    t = cal.get("temperature", 1.0)
+    if not _finite_number(t) or t <= 0:
+        raise CheckpointError(f"{where}: checkpoint calibration temperature must be a positive number, got {t!r}")
+    top = cal.get("top_label")
+    if top is None:
+        return
+    if not isinstance(top, dict) or not _finite_number(top.get("a")) or not _finite_number(top.get("b")) or top["a"] <= 0:
+        raise CheckpointError(f"{where}: checkpoint calibration top_label must be {{\"a\": positive number, \"b\": number}}, got {top!r}")
 
 
 def _json_kind(value: Any) -> str:

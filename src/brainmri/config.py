@@ -123,6 +123,7 @@ class TrainConfig:
     schedule: str = "cosine"  # cosine (with warmup) | plateau | none
     warmup_epochs: float = 0.5
     label_smoothing: float = 0.0
+    ema_decay: float = 0.0  # > 0: validate and save an exponential moving average of the weights (0 disables)
     batch_size: int = 32
     num_workers: int = 0
     early_stopping_patience: int = 0  # 0 disables
@@ -337,6 +338,8 @@ def validate(cfg: RunConfig) -> RunConfig:
             raise ConfigError(f"train.{name}={v} must be a finite number >= 0")
     if not (0 <= t.label_smoothing < 1):
         raise ConfigError(f"train.label_smoothing={t.label_smoothing} must be in [0, 1)")
+    if not (0 <= t.ema_decay < 1):
+        raise ConfigError(f"train.ema_decay={t.ema_decay} must be in [0, 1) (0 disables the weight average; 0.998 averages over ~500 steps)")
     if t.num_workers < 0:
         raise ConfigError(f"train.num_workers={t.num_workers} must be >= 0 (0 loads data in the training process)")
     if t.early_stopping_patience < 0:

@@ -96,3 +96,63 @@ def test_fit_temperature_accepts_logits_made_under_inference_mode():
         logits = torch.randn(400, 4, generator=g) + 6.0 * torch.nn.functional.one_hot(labels, 4)
         logits[:60] = torch.roll(logits[:60], 1, dims=1)  # 15% confidently wrong: over-confident
     assert fit_temperature(logits, labels) > 1.5
+
+
+def _top_label_case(n: int, seed: int, a_true: float, b_true: float, k: int = 4):
+    """Logits whose top-label correctness follows sigmoid(a_true * logit(c) + b_true), c the top
+    softmax probability: a model under-confident in its middle range (a shape a temperature cannot mend)."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0.0, 1.0, (n, k)) * rng.uniform(0.5, 4.0, (n, 1))
+    p = softmax_with_temperature(logits, 1.0)
+    c = np.clip(p.max(1), 1e-6, 1 - 1e-6)
+    p_right = 1.0 / (1.0 + np.exp(-(a_true * np.log(c / (1 - c)) + b_true)))
+    top = p.argmax(1)
+    wrong = (top + rng.integers(1, k, n)) % k
+    y = np.where(rng.random(n) < p_right, top, wrong)
+    return logits, y
+
+
+def test_top_label_scaling_mends_what_one_temperature_cannot():
+    from brainmri.evaluation.calibration import calibrated_probs, fit_top_label
+
+    logits, y = _top_label_case(4000, 0, a_true=0.6, b_true=1.5)
+    fit_l, fit_y, test_l, test_y = logits[:2000], y[:2000], logits[2000:], y[2000:]
+    t = fit_temperature(fit_l, fit_y)
+    top = fit_top_label(fit_l, fit_y, t)
+    assert top is not None and top["cv_nll_top_label"] < top["cv_nll_temperature"]
+    only_t = expected_calibration_error(softmax_with_temperature(test_l, t), test_y)
+    both = expected_calibration_error(calibrated_probs(test_l, {"temperature": t, "top_label": top}), test_y)
+    assert both < only_t * 0.6
+    assert (calibrated_probs(test_l, {"temperature": t, "top_label": top}).argmax(1) == test_l.argmax(1)).all()
+
+
+def test_top_label_scaling_is_left_out_when_the_temperature_already_suffices():
+    from brainmri.evaluation.calibration import fit_top_label
+
+    rng = np.random.default_rng(1)
+    logits = rng.normal(0.0, 1.0, (2000, 4)) * rng.uniform(0.5, 4.0, (2000, 1))
+    p = softmax_with_temperature(logits, 1.0)
+    y = (rng.random((2000, 1)) > p.cumsum(1)).sum(1)  # labels drawn from the model itself: calibrated at T = 1
+    assert fit_top_label(logits, y, fit_temperature(logits, y)) is None
+    assert fit_top_label(logits[:30], y[:30], 1.0) is None  # too few to fit two numbers honestly
+    perfect = np.eye(4)[np.arange(200) % 4] * 8.0
+    assert fit_top_label(perfect, np.arange(200) % 4, 1.0) is None  # no errors to learn from
+
+
+def test_top_label_scaling_never_changes_the_class_and_keeps_a_distribution():
+    from brainmri.evaluation.calibration import apply_top_label, calibrated_probs
+
+    p = np.array([[0.34, 0.24, 0.02, 0.40], [0.43, 0.54, 0.01, 0.02], [0.97, 0.01, 0.01, 0.01], [0.25, 0.25, 0.25, 0.25]])
+    for params in ({"a": 1.6, "b": -1.5}, {"a": 0.5, "b": 2.0}):
+        q = apply_top_label(p, params)
+        assert np.allclose(q.sum(1), 1.0) and (q >= 0).all()
+        assert (q.argmax(1) == p.argmax(1)).all()
+        top = p.argmax(1)[:3]
+        assert (q[np.arange(3), top] > np.sort(q[:3], 1)[:, -2]).all()  # a near tie stays a (strict) near tie
+        # the other classes keep their ratios
+        assert q[2, 1] / q[2, 2] == pytest.approx(1.0) and q[0, 0] / q[0, 1] == pytest.approx(0.34 / 0.24)
+    sharpened = apply_top_label(p, {"a": 0.5, "b": 2.0})
+    assert sharpened[1, 1] > p[1, 1]  # under-confident middle: raised
+    assert np.array_equal(apply_top_label(p, None), p)
+    z = np.log(p)
+    assert np.allclose(calibrated_probs(z, 1.0), p) and np.allclose(calibrated_probs(z, {"temperature": 1.0}), p)

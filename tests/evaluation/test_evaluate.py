@@ -146,3 +146,19 @@ def test_report_renders_in_headless_chromium(evaluated, tmp_path):
 
     img = np.asarray(Image.open(shot).convert("L"))
     assert img.shape[0] > 2000 and img.std() > 20  # a long page with figures, not a blank screen
+
+
+def test_evaluate_applies_and_reports_stored_top_label_scaling(setup, tmp_path, capsys):
+    root, ckpt, _ = setup
+    from brainmri.checkpoint import load_checkpoint
+
+    model, meta = load_checkpoint(ckpt)
+    meta.calibration = {"temperature": 1.7, "fitted_on": "val", "top_label": {"a": 0.5, "b": 1.0}}
+    scaled = save_checkpoint(tmp_path / "top.safetensors", model, meta)
+    plain = evaluate_checkpoint(ckpt, root, leak_threshold=-1, n_boot=50)
+    r = evaluate_checkpoint(scaled, root, leak_threshold=-1, n_boot=50)
+    assert r["accuracy"] == plain["accuracy"] and r["confusion_matrix"] == plain["confusion_matrix"]  # never moves a prediction
+    assert r["ece_temperature"] == pytest.approx(plain["ece"]) and r["ece"] != pytest.approx(plain["ece"])
+    assert r["top_label"] == {"a": 0.5, "b": 1.0}
+    assert main(["evaluate", str(scaled), "--data", str(root), "--bootstrap", "50", "--leak-threshold", "-1"]) == 0
+    assert "then top-label scaling" in capsys.readouterr().out

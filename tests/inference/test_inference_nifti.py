@@ -85,6 +85,23 @@ def test_selection_outside_the_volume(tiny_clf, tmp_path) -> None:
         tiny_clf.predict(path, slices="10:20")
 
 
+@pytest.mark.parametrize(("spec", "said"), [("middle:1000", "asks for 1000 slices; the volume has 5 along axial: all 5 used"),
+                                           ("2:40", "ends past the volume's 5 slices along axial: 3 used (2..4)")])
+def test_a_selection_past_the_volume_is_cut_and_says_so(tiny_clf, tmp_path, spec: str, said: str) -> None:
+    pred = tiny_clf.predict(_save(tmp_path / "v.nii.gz", _volume(n=5)), slices=spec).to_dict()
+    assert said in pred["info"]["note"]
+    assert "note" not in tiny_clf.predict(_save(tmp_path / "w.nii.gz", _volume(n=5)), slices="middle:3").to_dict()["info"]
+
+
+def test_explain_says_which_volume_of_a_4d_nifti_it_explains(tiny_ckpt, tmp_path, capsys) -> None:
+    from brainmri.cli.main import main
+
+    vol = _volume(n=5)
+    path = _save(tmp_path / "4d.nii.gz", np.stack([vol, vol], axis=3))
+    main(["explain", str(tiny_ckpt), path, "--out", str(tmp_path / "cams")])
+    assert f"{path}: note: 4-D volume with 2 volumes: the first one is used" in capsys.readouterr().out
+
+
 def test_slices_come_back_upright(tmp_path) -> None:
     from brainmri.inference.nifti import read_nifti
 

@@ -84,7 +84,7 @@ def test_a_crash_during_training_keeps_the_best_checkpoint_loadable(tmp_path, mo
     cb = BestCheckpoint(best, "val_acc", lambda metrics: meta)
 
     class Trainer:
-        sanity_checking, current_epoch, is_global_zero = False, 3, True
+        sanity_checking, current_epoch, is_global_zero, callbacks = False, 3, True, []
         callback_metrics = {"val_acc": torch.tensor(0.9)}
 
     class Module:

@@ -49,6 +49,8 @@ def test_short_run_learns_phantoms_and_writes_run_dir(tiny_run_config, tmp_path)
     assert meta.class_names == ["glioma", "meningioma", "notumor", "pituitary"]
     assert meta.preprocess.image_size == 48
     assert meta.temperature > 0
+    check = meta.calibration["top_label_check"]  # the decision on top-label scaling is recorded either way
+    assert check["kept"] is False and "validation images" in check["reason"] and "top_label" not in meta.calibration
     summary = json.loads((run / "summary.json").read_text())
     assert summary["train_images"] > 0 and "calibration" in summary
 
@@ -130,3 +132,27 @@ def test_ddp_on_two_cpu_processes(phantom_split, tmp_path):
         info = json.loads(p.read_text())
         assert info["world_size"] == 2 and info["global_step"] > 0
     assert len(list(runs[0].glob("*.safetensors"))) == 1
+
+
+def test_ema_run_validates_and_saves_the_weight_average(tiny_run_config):
+    from safetensors.torch import load_file
+
+    result = run_training(tiny_run_config(epochs=1, ema_decay=0.5), progress=False)
+    last = torch.load(result.run_dir / "lightning" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert "current_model_state" in last and "averaging_state" in last  # both travel for --resume
+    averaged = {k[len("model."):]: v for k, v in last["state_dict"].items() if k.startswith("model.")}
+    live = {k[len("model."):]: v for k, v in last["current_model_state"].items() if k.startswith("model.")}
+    saved = load_file(str(result.checkpoint))
+    name = "fc.weight"
+    assert not torch.allclose(averaged[name], live[name])  # one epoch of steps: the average lags the live weights
+    assert torch.allclose(saved[name].float(), averaged[name].float(), atol=1e-3)  # best.safetensors holds the average
+    _, meta = load_checkpoint(result.checkpoint)
+    assert meta.train["ema_decay"] == 0.5
+
+
+def test_ema_decay_out_of_range_is_refused_before_any_work(tiny_run_config):
+    from brainmri.config import validate
+    from brainmri.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"train.ema_decay=1.0 must be in \[0, 1\)"):
+        validate(tiny_run_config(ema_decay=1.0))

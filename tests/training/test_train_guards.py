@@ -336,3 +336,23 @@ def test_an_interrupt_right_after_an_epoch_ended_counts_that_epoch():
     rec.on_train_epoch_end(trainer, None)  # epoch index 5 complete; Lightning has not advanced current_epoch yet
     rec.on_exception(trainer, None, KeyboardInterrupt())
     assert (rec.completed_epochs, rec.batches_in_epoch) == (6, 0)
+
+
+def test_sigterm_while_preparing_images_says_so_and_leaves_no_run_folder(small, monkeypatch):
+    import brainmri.training.train as train_mod
+
+    def terminated(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise AssertionError("SIGTERM should have stopped the preparation")
+
+    monkeypatch.setattr(train_mod, "PreparedImages", terminated)
+    cfg = small()
+    run = Path(cfg.train.output_dir) / "run"
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(TrainingInterrupted) as info:
+        run_training(cfg, progress=False)
+    assert info.value.exit_code == 143
+    assert str(info.value) == ("interrupted by SIGTERM while preparing images, before training began (prepared images stay in the cache); "
+                               "nothing was kept")
+    assert not run.exists()  # the folder it had just made is gone again
+    assert signal.getsignal(signal.SIGTERM) is before  # the handler is put back

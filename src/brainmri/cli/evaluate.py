@@ -68,7 +68,11 @@ def summary_lines(r: dict) -> list[str]:
     lines.append(f"accuracy {_fmt_ci(r['accuracy'], r['ci']['accuracy'])}   macro F1 {_fmt_ci(r['macro_f1'], r['ci']['macro_f1'])}  (95% bootstrap"
                  + (f", only {r['ci']['n_boot']} resamples: a rough interval" if r["ci"].get("n_boot", 1000) < 200 else "") + ")")
     t_note = " (no fitted temperature in the checkpoint)" if r["temperature_missing"] else ""
-    lines.append(f"calibration: T = {r['temperature']:.3f}{t_note}; ECE {r['ece_before']:.4f} with T=1 -> {r['ece']:.4f} with T")
+    if r.get("top_label") and r.get("ece_temperature") is not None:
+        lines.append(f"calibration: T = {r['temperature']:.3f}, then top-label scaling; ECE {r['ece_before']:.4f} with T=1 -> "
+                     f"{r['ece_temperature']:.4f} with T -> {r['ece']:.4f} with both")
+    else:
+        lines.append(f"calibration: T = {r['temperature']:.3f}{t_note}; ECE {r['ece_before']:.4f} with T=1 -> {r['ece']:.4f} with T")
     leak, lf = r.get("leak"), r.get("leak_free")
     if r.get("leak_note"):
         lines.append(r["leak_note"])

@@ -108,6 +108,8 @@ def run(args) -> int:
             failed += 1
             continue
         read += 1
+        if (decoded.info or {}).get("note"):  # e.g. which volume of a 4-D NIfTI is explained
+            print(f"{path}: note: {decoded.info['note']}")
         [pred] = clf.predict_decoded([decoded])
         for (name, gray), (ood, reason) in zip(_items(path, decoded), _ood_per_image(pred)):
             if ood:  # no heat map for what predict refuses to label (as the service: no overlay)

@@ -34,7 +34,8 @@ def run(args) -> int:
     print(f"task:         {meta.task}; classes: {', '.join(meta.class_names)}")
     p = meta.preprocess
     print(f"preprocess:   {p.image_size} px, crop={p.crop}, percentile_clip={p.percentile_clip}, in_chans={p.in_chans}")
-    print(f"calibration:  temperature {meta.temperature:.3f}")
+    tl = (meta.calibration or {}).get("top_label")
+    print(f"calibration:  temperature {meta.temperature:.3f}" + (f", then top-label scaling (a {tl['a']:.3f}, b {tl['b']:.3f})" if tl else ""))
     print(f"ood guard:    {'fitted' if meta.ood else 'input statistics only'}")
     extra = meta.extra or {}
     if extra.get("interrupted"):

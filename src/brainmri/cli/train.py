@@ -32,6 +32,7 @@ FLAGS = {
     "--weight-decay": ("train.weight_decay", float, "weight decay (L2)"),
     "--schedule": ("train.schedule", str, "cosine | plateau | none"),
     "--label-smoothing": ("train.label_smoothing", float, "label smoothing, in [0, 1)"),
+    "--ema-decay": ("train.ema_decay", float, "validate and save an exponential moving average of the weights with this decay, in [0, 1) (0: off)"),
     "--batch-size": ("train.batch_size", int, "batch size"),
     "--num-workers": ("train.num_workers", int, "data loader workers (0: load in the training process)"),
     "--early-stopping": ("train.early_stopping_patience", int, "patience in epochs (0 disables)"),

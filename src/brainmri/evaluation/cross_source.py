@@ -24,6 +24,7 @@ import torch
 import brainmri
 from brainmri.config import DataConfig
 from brainmri.errors import ConfigError, DatasetError
+from brainmri.evaluation.calibration import calibrated_probs
 
 
 def wilson_interval(k: int, n: int, z: float = 1.96) -> list[float]:
@@ -177,7 +178,7 @@ def evaluate_tumor_presence(
         images, truth, paths, failures, excluded = _folder_images(root, meta, assume_label, cache_dir, exclude_seen, threshold, exclude_trained)
     with torch.inference_mode():
         logits = predict_logits(model, meta, images, batch_size)
-    probs = torch.softmax(torch.from_numpy(logits) / meta.temperature, 1).numpy()
+    probs = calibrated_probs(logits, meta.calibration)
     pred = probs.argmax(1)
     called_tumor = pred != names.index("notumor")
     p_tumor = 1.0 - probs[:, names.index("notumor")]

@@ -31,7 +31,7 @@ import brainmri
 from brainmri.config import DataConfig
 from brainmri.errors import ConfigError, DatasetError
 from brainmri.evaluation.bootstrap import bootstrap_ci
-from brainmri.evaluation.calibration import expected_calibration_error, softmax_with_temperature
+from brainmri.evaluation.calibration import calibrated_probs, expected_calibration_error, softmax_with_temperature
 from brainmri.evaluation.metrics import accuracy_score, classification_metrics, classification_report_text, macro_f1_score
 
 log = logging.getLogger(__name__)
@@ -215,11 +215,12 @@ def present_classes(labels: np.ndarray, k: int) -> list[int] | None:
     return present if present and len(present) < k else None
 
 
-def summarize(labels: np.ndarray, logits: np.ndarray, class_names: list[str], temperature: float, n_boot: int = 1000, seed: int = 0,
+def summarize(labels: np.ndarray, logits: np.ndarray, class_names: list[str], calibration: dict | float, n_boot: int = 1000, seed: int = 0,
               average_over: list[int] | None = None) -> dict:
-    """Metrics (temperature-scaled probabilities) + bootstrap CIs + ECE before/after scaling.
+    """Metrics (calibrated probabilities) + bootstrap CIs + ECE before/after calibration.
+    ``calibration``: the checkpoint's calibration dict (or a bare temperature).
     ``average_over``: class indices of the macro averages (default all; see :func:`present_classes`)."""
-    probs = softmax_with_temperature(logits, temperature)
+    probs = calibrated_probs(logits, calibration)
     m = classification_metrics(labels, probs, class_names, average_over)
     pred = probs.argmax(1) if len(labels) else np.zeros(0, dtype=np.int64)
     k = len(class_names)
@@ -233,6 +234,8 @@ def summarize(labels: np.ndarray, logits: np.ndarray, class_names: list[str], te
     }
     m["ece"] = expected_calibration_error(probs, labels)
     m["ece_before"] = expected_calibration_error(softmax_with_temperature(logits, 1.0), labels)
+    if isinstance(calibration, dict) and calibration.get("top_label"):  # the temperature's share of the mend
+        m["ece_temperature"] = expected_calibration_error(softmax_with_temperature(logits, float(calibration.get("temperature", 1.0))), labels)
     m["loss_before"] = classification_metrics(labels, softmax_with_temperature(logits, 1.0), class_names, average_over)["loss"]
     return m
 
@@ -385,7 +388,8 @@ def evaluate_checkpoint(
         "unreadable": [f"{p}: {r}" for p, r in preds.failures],
         "split_note": split_note,
     }
-    result.update(summarize(preds.labels, preds.logits, names, temperature, n_boot, seed, over))
+    result["top_label"] = cal.get("top_label")
+    result.update(summarize(preds.labels, preds.logits, names, cal, n_boot, seed, over))
     result["report_text"] = classification_report_text(result)
 
     result["leak"], result["leak_free"], mask = None, None, None
@@ -403,11 +407,11 @@ def evaluate_checkpoint(
             log.warning("leak check failed: %s", exc)
             result["leak"] = {"checked": False, "error": f"{type(exc).__name__}: {exc}"}
         if mask is not None and (~mask).any() and mask.any():
-            result["leak_free"] = _short(summarize(preds.labels[mask], preds.logits[mask], names, temperature, n_boot, seed, over))
+            result["leak_free"] = _short(summarize(preds.labels[mask], preds.logits[mask], names, cal, n_boot, seed, over))
 
     result["tta"] = None
     if preds.tta_logits is not None:
-        t_m = summarize(preds.labels, preds.tta_logits, names, temperature, n_boot, seed, over)
+        t_m = summarize(preds.labels, preds.tta_logits, names, cal, n_boot, seed, over)
         result["tta"] = {**_short(t_m), "delta_accuracy": t_m["accuracy"] - result["accuracy"], "delta_macro_f1": t_m["macro_f1"] - result["macro_f1"],
                          "views": ["identity", "hflip", "shift +4%", "shift -4%"]}
 
@@ -418,7 +422,7 @@ def evaluate_checkpoint(
             if other == split_name or not index.split(other):
                 continue
             extra_preds[other] = predict_split(model, meta, index, other, batch_size, False, cache_dir)
-            m = classification_metrics(extra_preds[other].labels, softmax_with_temperature(extra_preds[other].logits, temperature), names)
+            m = classification_metrics(extra_preds[other].labels, calibrated_probs(extra_preds[other].logits, cal), names)
             result["splits"][other] = _row(m)
     result["splits"] = {k: result["splits"][k] for k in ("train", "val", "test") if k in result["splits"]}
     result["seconds"] = round(time.time() - started, 2)

@@ -81,14 +81,15 @@ def roc_png(y_true, y_prob, class_names: Sequence[str]) -> bytes:
     return _png(fig)
 
 
-def reliability_png(probs_before, probs_after, labels, n_bins: int = 15, temperature: float = 1.0) -> bytes:
-    """Reliability diagram: accuracy vs confidence per bin, before and after temperature scaling."""
+def reliability_png(probs_before, probs_after, labels, n_bins: int = 15, temperature: float = 1.0, top_label: bool = False) -> bytes:
+    """Reliability diagram: accuracy vs confidence per bin, before and after calibration
+    (temperature scaling, then top-label scaling when ``top_label``)."""
     from brainmri.evaluation.calibration import expected_calibration_error, reliability_bins
 
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.5, 5))
     ax.plot([0, 1], [0, 1], "k--", lw=0.8, label="perfect calibration")
-    for probs, name, style in ((probs_before, "T = 1", "o-"), (probs_after, f"T = {temperature:.2f}", "s-")):
+    for probs, name, style in ((probs_before, "T = 1", "o-"), (probs_after, f"T = {temperature:.2f}" + (" + top-label" if top_label else ""), "s-")):
         if probs is None:
             continue
         b = reliability_bins(probs, labels, n_bins)

@@ -17,7 +17,7 @@ import numpy as np
 
 import brainmri
 from brainmri.evaluation import plots
-from brainmri.evaluation.calibration import softmax_with_temperature
+from brainmri.evaluation.calibration import calibrated_probs, softmax_with_temperature
 
 log = logging.getLogger(__name__)
 TEMPLATE = Path(__file__).parent / "templates" / "report.html.j2"
@@ -107,14 +107,14 @@ def build_report(result: dict, preds, model, meta, out: Path, checkpoint: Path |
 
     names = list(meta.class_names)
     labels = preds.labels
-    probs_t = softmax_with_temperature(preds.logits, meta.temperature)
+    probs_t = calibrated_probs(preds.logits, meta.calibration)
     probs_1 = softmax_with_temperature(preds.logits, 1.0)
     pred = probs_t.argmax(1)
     conf = probs_t.max(1)
     figs: dict = {"explain_method": explain_method}
     figs["confusion"] = data_uri(plots.confusion_matrix_png(result["confusion_matrix"], names))
     figs["roc"] = data_uri(plots.roc_png(labels, probs_t, names))
-    figs["reliability"] = data_uri(plots.reliability_png(probs_1, probs_t, labels, temperature=meta.temperature))
+    figs["reliability"] = data_uri(plots.reliability_png(probs_1, probs_t, labels, temperature=meta.temperature, top_label=bool((meta.calibration or {}).get("top_label"))))
     csv_path = checkpoint.parent / "metrics.csv" if checkpoint is not None else None
     if csv_path is not None and csv_path.is_file():
         try:

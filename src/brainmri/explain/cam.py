@@ -29,6 +29,7 @@ import brainmri._compat  # noqa: F401  (before pytorch_grad_cam pulls in torchvi
 from brainmri.config import PreprocessConfig
 from brainmri.data.io import as_gray_uint8
 from brainmri.errors import ConfigError
+from brainmri.evaluation.calibration import calibrated_probs
 from brainmri.explain.targets import check_layer_output, reshape_transform_for, resolve_target_layer
 from brainmri.preprocess.crop import brain_bbox
 from brainmri.preprocess.pipeline import pad_to_square, prepare_image, to_model_input
@@ -271,14 +272,14 @@ def explain(
     names = list(meta.class_names)
     wanted = resolve_class(target_class, names)
     layer = resolve_target_layer(model, target_layer)
-    t = float(getattr(meta, "temperature", 1.0) or 1.0)
+    meta_calibration = getattr(meta, "calibration", None) or {"temperature": float(getattr(meta, "temperature", 1.0) or 1.0)}
     prepared = [prepare_input(img, meta.preprocess, name=f"image {i}") for i, img in enumerate(images)]
     results: list[CamResult] = []
     for start in range(0, len(prepared), max(1, batch_size)):
         chunk = prepared[start : start + batch_size]
         batch = torch.stack([p.tensor for p in chunk])
         maps, logits = cam_batch(model, batch, method, [wanted] * len(chunk), layer)
-        probs = torch.softmax(logits / t, dim=1).numpy()
+        probs = calibrated_probs(logits, meta_calibration)
         for inp, hm, pr in zip(chunk, maps, probs):
             pred = int(pr.argmax())
             tgt = pred if wanted is None else wanted

@@ -29,6 +29,7 @@ import torch
 import brainmri
 from brainmri.checkpoint import CheckpointMeta, load_checkpoint, looks_like_onnx, looks_like_safetensors
 from brainmri.errors import BrainMRIError, CheckpointError, ConfigError
+from brainmri.evaluation.calibration import calibrated_probs
 from brainmri.inference.inputs import DecodedInput, decode_item
 from brainmri.inference.ood import check_ood
 from brainmri.preprocess.pipeline import prepare_image, to_model_input
@@ -220,7 +221,7 @@ class Classifier:
         if not tensors:
             return []
         logits = torch.cat([self.logits(torch.stack(tensors[i : i + batch_size])) for i in range(0, len(tensors), max(1, batch_size))])
-        probs = torch.softmax(logits / self.temperature, dim=1).numpy()
+        probs = calibrated_probs(logits, self.meta.calibration)
         results, k = [], 0
         for d in decoded:
             n = len(d.images)

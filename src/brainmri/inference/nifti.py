@@ -109,6 +109,17 @@ def parse_slices(spec: str, n: int, validate_only: bool = False) -> list[int]:
     return [i for i in idx if 0 <= i < n]
 
 
+def _clamp_note(spec: str, n: int, indices: list[int], axis: str) -> str | None:
+    """A note when a selection asks for more than the volume holds (it is cut to the volume)."""
+    s = str(spec).strip().lower()
+    if s.startswith("middle:") and int(s.split(":", 1)[1]) > n:
+        return f"slices {spec!r} asks for {int(s.split(':', 1)[1])} slices; the volume has {n} along {axis}: all {n} used"
+    parts = s.split(":")
+    if len(parts) in (2, 3) and parts[1] and int(parts[1]) > n:
+        return f"slices {spec!r} ends past the volume's {n} slices along {axis}: {len(indices)} used ({indices[0]}..{indices[-1]})"
+    return None
+
+
 def _gunzip(data: bytes, name: str, max_bytes: int) -> bytes:
     d = zlib.decompressobj(16 + zlib.MAX_WBITS)
     try:
@@ -191,6 +202,9 @@ def read_nifti(data: bytes, name: str, axis: str | int = "axial", slices: str = 
     indices = parse_slices(slices, n)
     if not indices:
         raise ImageReadError(name, f"slice selection {slices!r} is outside the volume's {n} slices along axis {axis}")
+    clamp = _clamp_note(slices, n, indices, {0: "sagittal", 1: "coronal", 2: "axial"}[ax])
+    if clamp:
+        info["note"] = "; ".join(x for x in (info.get("note"), clamp) if x)
     lo, hi = _window(vol)
     images = [_slice_image(vol, ax, i, zooms, lo, hi) for i in indices]
     info.update({"axis": {0: "sagittal", 1: "coronal", 2: "axial"}[ax], "num_slices": int(n), "voxel_size_mm": [round(z, 4) for z in zooms]})

@@ -11,7 +11,7 @@ from typing import Callable
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import EMAWeightAveraging, ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from brainmri.checkpoint import CheckpointMeta, save_checkpoint
@@ -31,6 +31,25 @@ def is_improvement(value: float, best: float | None, mode: str) -> bool:
     if best is None:
         return True
     return value < best if mode == "min" else value > best
+
+
+class ModelEMA(EMAWeightAveraging):
+    """Lightning's exponential moving average of the weights (``train.ema_decay``): validation
+    runs on the average, so the best checkpoint is chosen by it and :class:`BestCheckpoint` saves
+    it; ``lightning/last.ckpt`` carries both the average and the live weights for ``--resume``."""
+
+    def averaged(self, pl_module: pl.LightningModule) -> torch.nn.Module | None:
+        """The averaged copy of ``pl_module.model`` (``None`` before training set it up)."""
+        avg = getattr(self, "_average_model", None)
+        return avg.module.model if avg is not None else None
+
+
+def weights_to_save(trainer: pl.Trainer, pl_module: pl.LightningModule) -> torch.nn.Module:
+    """The model a checkpoint should hold: the weight average when a :class:`ModelEMA` runs."""
+    for cb in trainer.callbacks:
+        if isinstance(cb, ModelEMA) and cb.averaged(pl_module) is not None:
+            return cb.averaged(pl_module)
+    return pl_module.model
 
 
 class BestCheckpoint(pl.Callback):
@@ -54,7 +73,7 @@ class BestCheckpoint(pl.Callback):
         if trainer.is_global_zero:
             metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(("val_", "train_"))}
             metrics["epoch"] = trainer.current_epoch
-            save_checkpoint(self.path, pl_module.model, self.make_meta(metrics))
+            save_checkpoint(self.path, weights_to_save(trainer, pl_module), self.make_meta(metrics))
 
     def state_dict(self) -> dict:
         return {"best": self.best, "best_epoch": self.best_epoch}

@@ -11,6 +11,8 @@ import json
 import logging
 import os
 import shlex
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +41,7 @@ from brainmri.training.callbacks import (
     InterruptRecorder,
     LastCheckpoint,
     MetricsCSV,
+    ModelEMA,
     TrainingDiverged,
     TrainingInterrupted,
     interrupt_signal,
@@ -151,7 +154,42 @@ def run_training(cfg: RunConfig, resume: str | Path | None = None, progress: boo
     return result
 
 
+class _SigtermSays:
+    """Outside Lightning's fit (which handles SIGTERM itself), SIGTERM becomes an interruption
+    that says what it stopped and what is kept, instead of a silent exit 143. ``stage`` is
+    changed as the run moves on; ``restore()`` (idempotent) puts the previous handler back."""
+
+    def __init__(self, stage: str, run_dir: Path):
+        self.run_dir = run_dir
+        self._previous = None
+        self.install(stage)
+
+    def install(self, stage: str) -> None:
+        self.stage = stage
+        if self._previous is None and threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._handler)
+
+    def _handler(self, signum, frame) -> None:  # noqa: ARG002
+        text = f"interrupted by SIGTERM {self.stage}; {_kept(self.run_dir, self.run_dir / 'best.safetensors', interrupted=False)}"
+        if (self.run_dir / "lightning" / "last.ckpt").exists():
+            text += f"; resume with: brainmri train --resume {shlex.quote(str(self.run_dir))}"
+        raise TrainingInterrupted(text, "SIGTERM", 143)
+
+    def restore(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+            self._previous = None
+
+
 def _train(cfg: RunConfig, run_dir: Path, last: Path | None, progress: bool, key: str) -> TrainResult:
+    sigterm = _SigtermSays("while preparing images, before training began (prepared images stay in the cache)", run_dir)
+    try:
+        return _train_steps(cfg, run_dir, last, progress, key, sigterm)
+    finally:
+        sigterm.restore()
+
+
+def _train_steps(cfg: RunConfig, run_dir: Path, last: Path | None, progress: bool, key: str, sigterm: _SigtermSays) -> TrainResult:
     t, d = cfg.train, cfg.data
     pl.seed_everything(t.seed, workers=True, verbose=False)
     if t.deterministic:
@@ -236,6 +274,8 @@ def _train(cfg: RunConfig, run_dir: Path, last: Path | None, progress: bool, key
         LastCheckpoint(dirpath=run_dir / "lightning", filename="last", monitor=None, save_top_k=1, every_n_epochs=1,
                        enable_version_counter=False),
     ]
+    if t.ema_decay:
+        callbacks.append(ModelEMA(decay=t.ema_decay))
     if t.early_stopping_patience:
         callbacks.append(EarlyStopping(t.monitor, patience=t.early_stopping_patience, mode="min" if t.monitor.endswith("loss") else "max"))
     if progress:
@@ -251,6 +291,7 @@ def _train(cfg: RunConfig, run_dir: Path, last: Path | None, progress: bool, key
         num_sanity_val_steps=0, default_root_dir=str(run_dir),
     )
     started = time.time()
+    sigterm.restore()  # Lightning's own handler takes over inside fit
     os.environ[ENV_RUN_DIR] = f"{key}:{run_dir}"  # DDP ranks started as subprocesses adopt this run directory
     try:
         trainer.fit(module, train_dl, val_dl, ckpt_path=str(last) if last else None)
@@ -270,6 +311,7 @@ def _train(cfg: RunConfig, run_dir: Path, last: Path | None, progress: bool, key
 
     if not trainer.is_global_zero:
         return TrainResult(run_dir, best_path, {})
+    sigterm.install("after training, while fitting the calibration on validation")
     if not best_path.exists():  # e.g. every val metric was NaN: keep the final weights
         save_checkpoint(best_path, module.model, make_meta({}))
     summary = finalize_checkpoint(best_path, val_images, cfg)
@@ -320,12 +362,18 @@ def finalize_checkpoint(path: Path, val_images: PreparedImages, cfg: RunConfig) 
     labels = torch.tensor(val_images.labels)
     out: dict = {"best_metrics": meta.metrics}
     try:
-        from brainmri.evaluation.calibration import expected_calibration_error, fit_temperature
+        from brainmri.evaluation.calibration import calibrated_probs, check_top_label, expected_calibration_error, fit_temperature
 
         temp = float(fit_temperature(logits, labels))
         before = float(expected_calibration_error(torch.softmax(logits, 1), labels))
         after = float(expected_calibration_error(torch.softmax(logits / temp, 1), labels))
         meta.calibration = {"temperature": temp, "fitted_on": "val", "ece_before": before, "ece_after": after}
+        check = check_top_label(logits, labels, temp)  # kept only where a cross-validation on the split says it pays
+        meta.calibration["top_label_check"] = {k: v for k, v in check.items() if k not in ("a", "b")}
+        if check["kept"]:
+            meta.calibration["ece_after_temperature"] = after
+            meta.calibration["top_label"] = {k: check[k] for k in ("a", "b")}
+            meta.calibration["ece_after"] = float(expected_calibration_error(calibrated_probs(logits, meta.calibration), labels))
         out["calibration"] = meta.calibration
     except ImportError:
         log.warning("calibration module unavailable; temperature left at 1.0")
