@@ -16,7 +16,7 @@ from brainmri.inference.ood import DEFAULT_INPUT_LIMITS, NON_MRI_KINDS, check_oo
 
 @pytest.mark.parametrize("size", [64, 160])
 def test_non_mri_images_are_caught(size: int) -> None:
-    images = make_non_mri_images(40, size=size, seed=size)
+    images = make_non_mri_images(8 * len(NON_MRI_KINDS), size=size, seed=size)
     assert Counter(k for k, _ in images) == {k: 8 for k in NON_MRI_KINDS}
     caught = Counter(k for k, img in images if check_ood(img, None, None)[0])
     for kind in NON_MRI_KINDS:
@@ -29,10 +29,10 @@ def test_phantoms_pass() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kind", "word"), [("photo", "colour"), ("blank", "blank"), ("noise", "noise"), ("document", "white"), ("chest_xray", "body")]
+    ("kind", "word"), [("photo", "colour"), ("blank", "blank"), ("noise", "noise"), ("document", "white"), ("chest_xray", "body"), ("gradient", "fine structure")]
 )
 def test_reason_names_the_problem(kind: str, word: str) -> None:
-    img = next(im for k, im in make_non_mri_images(5, 96, seed=1) if k == kind)
+    img = next(im for k, im in make_non_mri_images(len(NON_MRI_KINDS), 96, seed=1) if k == kind)
     flagged, reason = check_ood(img, None, None)
     assert flagged and word in reason
 

@@ -4,8 +4,9 @@ Two tests, either one flags an input:
 
 1. **Input statistics** of the decoded image, before any crop (``image_stats``): a colour photo
    (colourful pixels; MRI is gray), a blank image (near-constant), noise (high-frequency energy
-   close to that of white noise), a document (mostly near-white), and a foreground that is not
-   head-shaped (too small, too elongated, e.g. a chest radiograph's body).
+   close to that of white noise), a smooth picture with no fine structure (a gradient or a blurred
+   blob: an MRI slice has edges and texture at any resolution), a document (mostly near-white),
+   and a foreground that is not head-shaped (too small, too elongated, e.g. a chest radiograph's body).
 2. **Energy score** of the model's logits, ``E = -T * logsumexp(logits / T)`` (Liu et al. 2020):
    inputs unlike the training data get a higher energy. The threshold is the 99th percentile of
    validation energies (``fit_ood``), stored in ``CheckpointMeta.ood``.
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 
 STATS_SIDE = 256  # statistics are computed on the image shrunk to at most this side
+DETAIL_SIDE = 256  # ``detail`` is computed on the image resized (down or up) to this side
 
 # Limits (inclusive pass range) of each statistic for an input to count as a brain MRI slice.
 # Chosen on the real four-class Testing split (0 of 1,311 rejected, see bench/ood_bench.py)
@@ -34,6 +36,10 @@ DEFAULT_INPUT_LIMITS: dict[str, float] = {
     "min_std": 5.0,  # gray-level standard deviation (blank images)
     "max_white_fraction": 0.30,  # fraction of pixels >= 225 (documents, pages)
     "max_hf_ratio": 0.55,  # mean |neighbour difference| / std (white noise ~1.1)
+    # the same ratio with the image resized to DETAIL_SIDE (so the same at any resolution): gradients
+    # and blobs 0.007-0.018; real scans >= 0.038 (all 7,023 four-class, 253 yes/no, 1,500 Alzheimer
+    # images), >= 0.029 shrunk to 64 px, synthetic phantoms >= 0.028 (measured by hand, 2026-12-01)
+    "min_detail": 0.022,
     "min_foreground": 0.02,  # largest bright region's area / image area
     "max_aspect": 2.2,  # long / short side of that region's bounding box
     "max_body_run": 0.15,  # bright fraction of BOTH top and bottom rows, when elongated (below)
@@ -47,12 +53,14 @@ WIDENABLE_LIMITS: dict[str, tuple[float, float]] = {
     "min_std": (DEFAULT_INPUT_LIMITS["min_std"], 2.0),
     "max_white_fraction": (DEFAULT_INPUT_LIMITS["max_white_fraction"], 0.6),
     "max_hf_ratio": (DEFAULT_INPUT_LIMITS["max_hf_ratio"], 0.8),
+    "min_detail": (DEFAULT_INPUT_LIMITS["min_detail"], 0.012),
 }
 REASONS = {
     "max_colorfulness": "colour image (brain MRI is grayscale)",
     "min_std": "blank or near-constant image",
     "max_white_fraction": "mostly white image (document or page, not an MRI with a dark background)",
     "max_hf_ratio": "image looks like noise (high-frequency energy)",
+    "min_detail": "image has no fine structure (a smooth gradient or blur, not an MRI slice)",
     "min_foreground": "no head-sized bright region (too dark or empty)",
     "max_aspect": "bright region is not head-shaped (elongated object)",
     "max_body_run": "elongated bright region runs off the top and bottom of the frame (a body, not a head)",
@@ -134,28 +142,48 @@ def _foreground(gray: np.ndarray) -> tuple[float, float, float]:
     return area, max(w, h) / max(1, min(w, h)), run
 
 
+def _neighbour_ratio(gray: np.ndarray) -> float:
+    """Mean absolute neighbour difference over the standard deviation (0 for a constant image)."""
+    std = float(gray.std())
+    if std <= 1e-6:
+        return 0.0
+    dx = np.abs(np.diff(gray, axis=1)).mean() if gray.shape[1] > 1 else 0.0
+    dy = np.abs(np.diff(gray, axis=0)).mean() if gray.shape[0] > 1 else 0.0
+    return float((dx + dy) / 2.0 / std)
+
+
+def detail(gray: np.ndarray) -> float:
+    """:func:`_neighbour_ratio` of ``gray`` resized so that its long side is ``DETAIL_SIDE``
+    (area-averaged down, cubic up): how much fine structure it has, whatever its resolution."""
+    h, w = gray.shape[:2]
+    scale = DETAIL_SIDE / max(h, w)
+    size = (max(2, round(w * scale)), max(2, round(h * scale)))
+    resized = cv2.resize(gray, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+    return _neighbour_ratio(resized.astype(np.float32))
+
+
 def image_stats(image: np.ndarray, colorfulness_value: float | None = None) -> dict[str, float]:
     """Statistics of an original decoded image (gray (H, W) or RGB (H, W, 3)), before cropping.
 
     Returns:
-        ``colorfulness``, ``std``, ``white_fraction``, ``hf_ratio``, ``foreground``, ``aspect``,
-        ``body_run``.
+        ``colorfulness``, ``std``, ``white_fraction``, ``hf_ratio``, ``detail``, ``foreground``,
+        ``aspect``, ``body_run``.
     """
     a = np.asarray(image)
     colour = colorfulness(a) if a.ndim == 3 else 0.0
     if colorfulness_value is not None:
         colour = max(colour, float(colorfulness_value))
-    gray = _shrink(_to_gray(a)).astype(np.float32)
+    gray8 = _to_gray(a)
+    gray = _shrink(gray8).astype(np.float32)
     std = float(gray.std())
-    dx = np.abs(np.diff(gray, axis=1)).mean() if gray.shape[1] > 1 else 0.0
-    dy = np.abs(np.diff(gray, axis=0)).mean() if gray.shape[0] > 1 else 0.0
-    hf = float((dx + dy) / 2.0 / std) if std > 1e-6 else 0.0
+    hf = _neighbour_ratio(gray)
     fg, aspect, run = _foreground(gray.astype(np.uint8))
     return {
         "colorfulness": round(colour, 5),
         "std": round(std, 4),
         "white_fraction": round(float(np.mean(gray >= 225)), 5),
         "hf_ratio": round(hf, 5),
+        "detail": round(detail(gray8), 5),
         "foreground": round(fg, 5),
         "aspect": round(float(aspect), 4),
         "body_run": round(run, 4),
@@ -270,7 +298,7 @@ def check_ood(
 # ----------------------------------------------------------------------------------------------
 # a test set of things that are not brain MRI
 
-NON_MRI_KINDS = ("photo", "chest_xray", "blank", "noise", "document")
+NON_MRI_KINDS = ("photo", "chest_xray", "blank", "noise", "document", "gradient")
 
 
 def _photo(size: int, rng: np.random.Generator) -> np.ndarray:
@@ -307,6 +335,22 @@ def _chest_xray(size: int, rng: np.random.Generator) -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
+def _gradient(size: int, rng: np.random.Generator) -> np.ndarray:
+    """A smooth picture: a linear ramp at a random angle, a radial fall-off or a soft blob."""
+    yy, xx = np.mgrid[:size, :size] / max(1, size - 1)
+    kind = rng.integers(0, 3)
+    if kind == 0:
+        angle = rng.uniform(0, 2 * np.pi)
+        img = xx * np.cos(angle) + yy * np.sin(angle)
+    else:
+        cx, cy = rng.uniform(0.3, 0.7, 2)
+        r2 = (xx - cx) ** 2 + (yy - cy) ** 2
+        img = -np.sqrt(r2) if kind == 1 else np.exp(-r2 / rng.uniform(0.02, 0.1))
+    img = (img - img.min()) / max(1e-9, float(img.max() - img.min()))
+    lo = rng.uniform(0, 100)  # dark to mid-gray (a bright one is caught as a page already)
+    return (lo + img * rng.uniform(60, 150)).clip(0, 255).astype(np.uint8)
+
+
 def _document(size: int, rng: np.random.Generator) -> np.ndarray:
     img = np.full((size, size), rng.uniform(225, 250), np.float32)
     line_h = max(2, size // 40)
@@ -341,6 +385,8 @@ def make_non_mri_images(n: int, size: int = 128, seed: int = 0) -> list[tuple[st
             img = np.clip(rng.uniform(0, 255) + rng.normal(0, 1.0, (size, size)), 0, 255).astype(np.uint8)
         elif kind == "noise":
             img = rng.integers(0, 256, (size, size), dtype=np.uint8)
+        elif kind == "gradient":
+            img = _gradient(size, rng)
         else:
             img = _document(size, rng)
         out.append((kind, img))
