@@ -25,6 +25,7 @@ SUBCOMMAND_MODULES = (
     "brainmri.cli.data",
     "brainmri.cli.train",
     "brainmri.cli.evaluate",
+    "brainmri.cli.calibrate",
     "brainmri.cli.explain",
     "brainmri.cli.compare",
     "brainmri.cli.predict",

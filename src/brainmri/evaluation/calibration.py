@@ -198,6 +198,24 @@ def fit_top_label(logits, labels, temperature: float, **kwargs) -> dict | None:
     return {k: v for k, v in check.items() if k not in ("kept", "reason")} if check["kept"] else None
 
 
+def fit_calibration(logits, labels, fitted_on: str) -> dict:
+    """A checkpoint's ``calibration`` entry from one labelled set: the temperature, the top-label
+    decision (:func:`check_top_label`, recorded either way) and the ECE before and after."""
+    z = _as_tensor(logits, torch.float64)
+    y = _as_tensor(labels, torch.long).reshape(-1)
+    temp = float(fit_temperature(z, y))
+    before = expected_calibration_error(softmax_with_temperature(z, 1.0), y.numpy())
+    after = expected_calibration_error(softmax_with_temperature(z, temp), y.numpy())
+    cal: dict = {"temperature": temp, "fitted_on": fitted_on, "n": int(y.shape[0]), "ece_before": before, "ece_after": after}
+    check = check_top_label(z, y, temp)
+    cal["top_label_check"] = {k: v for k, v in check.items() if k not in ("a", "b")}
+    if check["kept"]:
+        cal["ece_after_temperature"] = after
+        cal["top_label"] = {"a": check["a"], "b": check["b"]}
+        cal["ece_after"] = expected_calibration_error(calibrated_probs(z, cal), y.numpy())
+    return cal
+
+
 def calibrated_probs(logits, calibration: dict | float | None) -> np.ndarray:
     """Probabilities (N, K, float64) under a checkpoint's ``calibration``: ``softmax(logits / T)``,
     then top-label scaling when the checkpoint carries it. A bare number is a temperature."""

@@ -362,18 +362,9 @@ def finalize_checkpoint(path: Path, val_images: PreparedImages, cfg: RunConfig) 
     labels = torch.tensor(val_images.labels)
     out: dict = {"best_metrics": meta.metrics}
     try:
-        from brainmri.evaluation.calibration import calibrated_probs, check_top_label, expected_calibration_error, fit_temperature
+        from brainmri.evaluation.calibration import fit_calibration
 
-        temp = float(fit_temperature(logits, labels))
-        before = float(expected_calibration_error(torch.softmax(logits, 1), labels))
-        after = float(expected_calibration_error(torch.softmax(logits / temp, 1), labels))
-        meta.calibration = {"temperature": temp, "fitted_on": "val", "ece_before": before, "ece_after": after}
-        check = check_top_label(logits, labels, temp)  # kept only where a cross-validation on the split says it pays
-        meta.calibration["top_label_check"] = {k: v for k, v in check.items() if k not in ("a", "b")}
-        if check["kept"]:
-            meta.calibration["ece_after_temperature"] = after
-            meta.calibration["top_label"] = {k: check[k] for k in ("a", "b")}
-            meta.calibration["ece_after"] = float(expected_calibration_error(calibrated_probs(logits, meta.calibration), labels))
+        meta.calibration = fit_calibration(logits, labels, "val")  # top-label scaling only where a cross-validation says it pays
         out["calibration"] = meta.calibration
     except ImportError:
         log.warning("calibration module unavailable; temperature left at 1.0")

@@ -1,0 +1,65 @@
+"""``brainmri calibrate``: refit the calibration on one's own labelled scans, never the weights,
+never over the input, and refuse what cannot give an honest fit."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+import torch
+
+from brainmri.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
+from brainmri.cli.main import main
+from brainmri.config import ModelConfig, PreprocessConfig
+from brainmri.data.synthetic import TUMOR4, make_phantom_dataset
+from brainmri.models import create_model
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    base = tmp_path_factory.mktemp("calibrate")
+    torch.manual_seed(0)
+    model = create_model("seed003_cnn", 4)
+    meta = CheckpointMeta(ModelConfig(name="seed003_cnn"), list(TUMOR4), PreprocessConfig(image_size=32), task="tumor4",
+                          calibration={"temperature": 1.0, "fitted_on": "val"})
+    ckpt = save_checkpoint(base / "m.safetensors", model, meta)
+    flat = make_phantom_dataset(base / "flat", layout="flat", n_per_class=15, size=32, seed=1)
+    return base, ckpt, flat
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_calibrate_refits_the_temperature_and_changes_no_prediction(setup, capsys):
+    base, ckpt, flat = setup
+    before = _digest(ckpt)
+    out = base / "recal.safetensors"
+    assert main(["calibrate", str(ckpt), "--data", str(flat), "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"fitted on 60 images of {flat} (test, n=60) — few images: a rough fit" in printed and "top-label scaling: not kept" in printed
+    assert _digest(ckpt) == before  # the input is untouched
+    m0, meta0 = load_checkpoint(ckpt)
+    m1, meta1 = load_checkpoint(out)
+    assert meta1.calibration["temperature"] != pytest.approx(1.0) and meta1.calibration["n"] == 60
+    assert meta1.extra["recalibrated_from"]["calibration"]["temperature"] == 1.0
+    x = torch.randn(6, 1, 32, 32)
+    with torch.inference_mode():
+        assert torch.equal(m0(x), m1(x))  # same weights: the same predictions
+    assert meta1.ood == meta0.ood and meta1.preprocess == meta0.preprocess
+
+
+def test_calibrate_refuses_the_input_as_output_an_existing_file_and_too_few_images(setup, tmp_path, capsys):
+    base, ckpt, flat = setup
+    assert main(["calibrate", str(ckpt), "--data", str(flat), "-o", str(ckpt)]) == 2
+    assert "brainmri calibrate: error: -o" in capsys.readouterr().err
+    taken = tmp_path / "taken.safetensors"
+    taken.write_bytes(b"keep me")
+    assert main(["calibrate", str(ckpt), "--data", str(flat), "-o", str(taken)]) == 2
+    assert "the file exists; pass --force" in capsys.readouterr().err and taken.read_bytes() == b"keep me"
+    tiny = make_phantom_dataset(tmp_path / "tiny", layout="flat", n_per_class=3, size=32, seed=2)
+    assert main(["calibrate", str(ckpt), "--data", str(tiny), "-o", str(tmp_path / "t.safetensors")]) == 2
+    err = capsys.readouterr().err
+    assert "only 12 readable images" in err and "needs at least 20" in err and not (tmp_path / "t.safetensors").exists()
+    assert main(["calibrate", str(ckpt), "--data", str(flat), "-o", str(tmp_path / "s.safetensors"), "--split", "bogus"]) == 2
+    assert "--split 'bogus' is not valid" in capsys.readouterr().err
