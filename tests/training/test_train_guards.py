@@ -356,3 +356,21 @@ def test_sigterm_while_preparing_images_says_so_and_leaves_no_run_folder(small, 
                                "nothing was kept")
     assert not run.exists()  # the folder it had just made is gone again
     assert signal.getsignal(signal.SIGTERM) is before  # the handler is put back
+
+
+def test_an_ema_run_interrupted_mid_epoch_resumes_its_average_not_a_new_one(small, monkeypatch):
+    with_callback(monkeypatch, _SignalAt(1, 2, lambda: os.kill(os.getpid(), signal.SIGTERM)))
+    cfg = small(epochs=2, ema_decay=0.9)
+    run = Path(cfg.train.output_dir) / "run"
+    with pytest.raises(TrainingInterrupted):
+        run_training(cfg, progress=False)
+    kept = torch.load(run / "lightning" / "last.ckpt", map_location="cpu", weights_only=False)
+    steps_before = kept["global_step"]
+    assert "averaging_state" in kept and int(kept["averaging_state"]["n_averaged"]) == steps_before
+    monkeypatch.undo()
+    resumed = run_training(cfg, resume=run, progress=False)
+    final = torch.load(run / "lightning" / "last.ckpt", map_location="cpu", weights_only=False)
+    # the average counts every step of the run, before and after the interrupt (a fresh average would count only the later ones)
+    assert int(final["averaging_state"]["n_averaged"]) == final["global_step"] > steps_before
+    _, meta = load_checkpoint(resumed.checkpoint)
+    assert "interrupted" not in meta.extra and meta.train["ema_decay"] == 0.9
