@@ -32,6 +32,25 @@ def _as_tensor(x, dtype: torch.dtype) -> torch.Tensor:
     return t.to(dtype)
 
 
+def _minimise(param: torch.Tensor, loss_of, max_iter: int) -> bool:
+    """Minimise ``loss_of()`` over ``param`` in place with L-BFGS (strong Wolfe line search);
+    ``False`` when the optimiser failed."""
+    opt = torch.optim.LBFGS([param], lr=0.5, max_iter=max_iter, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = loss_of()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        try:
+            opt.step(closure)
+        except RuntimeError:
+            return False
+    return True
+
+
 def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, max_iter: int = 100) -> float:
     """Fit the temperature that minimises the negative log-likelihood of ``labels``.
 
@@ -56,19 +75,8 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, max_iter: int = 
         raise ValueError(f"labels must be in [0, {z.shape[1] - 1}], got [{int(y.min())}, {int(y.max())}]")
     nll = torch.nn.CrossEntropyLoss()
     log_t = torch.zeros(1, dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([log_t], lr=0.5, max_iter=max_iter, line_search_fn="strong_wolfe")
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        loss = nll(z / log_t.exp(), y)
-        loss.backward()
-        return loss
-
-    with torch.enable_grad():
-        try:
-            opt.step(closure)
-        except RuntimeError:
-            return 1.0
+    if not _minimise(log_t, lambda: nll(z / log_t.exp(), y), max_iter):
+        return 1.0
     t = float(log_t.detach().exp().clamp(T_MIN, T_MAX))
     if not math.isfinite(t):
         return 1.0
@@ -119,20 +127,9 @@ def _fit_platt(x: np.ndarray, correct: np.ndarray, max_iter: int = 100) -> tuple
     xt = torch.as_tensor(x, dtype=torch.float64)
     yt = torch.as_tensor(correct, dtype=torch.float64)
     ab = torch.tensor([1.0, 0.0], dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([ab], lr=0.5, max_iter=max_iter, line_search_fn="strong_wolfe")
     loss_fn = torch.nn.functional.binary_cross_entropy_with_logits
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        loss = loss_fn(ab[0] * xt + ab[1], yt)
-        loss.backward()
-        return loss
-
-    with torch.enable_grad():
-        try:
-            opt.step(closure)
-        except RuntimeError:
-            return None
+    if not _minimise(ab, lambda: loss_fn(ab[0] * xt + ab[1], yt), max_iter):
+        return None
     a, b = (float(v) for v in ab.detach())
     return (a, b) if math.isfinite(a) and math.isfinite(b) and a > 0 else None
 
