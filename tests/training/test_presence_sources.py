@@ -32,11 +32,12 @@ def test_yes_no_folders_become_presence_and_healthy_labels(tmp_path):
     labels = sorted(s.label for s in samples)
     assert labels == [PRESENCE] * 3 + [2] * 7  # 3 yes -> presence; 3 no + 4 Alzheimer -> notumor
     assert all(s.split == "train" for s in samples)
-    assert [{k: v for k, v in e.items() if k != "files"} for e in summary] == [
+    assert [{k: v for k, v in e.items() if k not in ("files", "phashes")} for e in summary] == [
         {"source": str(yn), "label": "folders", "n_tumor": 3, "n_notumor": 3, "repeat": 1},
         {"source": str(alz), "label": "notumor", "n_tumor": 0, "n_notumor": 4, "repeat": 1},
     ]
     assert len(summary[1]["files"]) == 4 and summary[1]["files"][0].startswith("alz/")
+    assert len(summary[1]["phashes"]) == 4 and all(len(h) == 64 for h in summary[1]["phashes"])  # 256-bit pHashes
 
 
 def test_extra_sources_can_be_capped_per_source(tmp_path):
@@ -85,7 +86,7 @@ def test_run_with_extra_source_and_lesions_records_them_and_flags_the_source(tin
     _, meta = load_checkpoint(result.checkpoint)
     assert meta.data["extra_lesions"] is False
     (recorded,) = meta.data["extra_train"]
-    assert {k: v for k, v in recorded.items() if k != "files"} == {"source": str(yn), "label": "folders", "n_tumor": 6, "n_notumor": 6, "repeat": 1}
+    assert {k: v for k, v in recorded.items() if k not in ("files", "phashes")} == {"source": str(yn), "label": "folders", "n_tumor": 6, "n_notumor": 6, "repeat": 1}
     assert len(recorded["files"]) == 12 and all(f.startswith("yn/") for f in recorded["files"])  # dataset/class/file
     assert meta.train["augment"]["lesion"] == 0.5
     r = evaluate_tumor_presence(result.checkpoint, yn, cache_dir=None)
@@ -116,6 +117,39 @@ def test_exclude_trained_scores_only_the_images_a_run_never_saw(tiny_run_config,
         (only / p.name).write_bytes(p.read_bytes())
     with pytest.raises(ConfigError, match="trained on every image here"):
         evaluate_tumor_presence(ckpt, only, assume_label="notumor", cache_dir=None, exclude_trained=True)
+
+
+def test_exclude_trained_knows_a_trained_image_renamed_or_re_encoded(tiny_run_config, tmp_path):
+    from PIL import Image
+
+    healthy = make_phantom_dataset(tmp_path / "healthy", layout="flat", class_names=("no", "yes"), n_per_class=5, size=48, seed=6) / "no"
+    picked = sorted(healthy.iterdir())[:2]
+    cfg = tiny_run_config(epochs=1)
+    cfg.data.extra_train = [f"{healthy}=notumor"]
+    cfg.data.extra_max_per_source = 2
+    ckpt = run_training(cfg, progress=False).checkpoint
+    _, meta = load_checkpoint(ckpt)
+    trained = {Path(f).name for f in meta.data["extra_train"][0]["files"]}
+    site = tmp_path / "site" / "scans"  # another site's folder: its own names, one copy re-saved as JPEG
+    site.mkdir(parents=True)
+    fresh = [p for p in sorted(healthy.iterdir()) if p.name not in trained]
+    for i, p in enumerate(fresh):
+        (site / f"unseen_{i}.png").write_bytes(p.read_bytes())
+    copies = [p for p in sorted(healthy.iterdir()) if p.name in trained]
+    (site / "renamed.png").write_bytes(copies[0].read_bytes())
+    Image.open(copies[1]).convert("L").save(site / "re_encoded.jpg", quality=70)
+    r = evaluate_tumor_presence(ckpt, site, assume_label="notumor", cache_dir=None)
+    assert r["n"] == 5 and "trained on 2 of these 5 images under other names" in r["warning"]
+    r = evaluate_tumor_presence(ckpt, site, assume_label="notumor", cache_dir=None, exclude_trained=True)
+    assert sorted(Path(p).name for p in r["paths"]) == [f"unseen_{i}.png" for i in range(3)]
+    assert r["excluded_seen"]["n_excluded_trained"] == 2 and r["excluded_seen"]["n_excluded_trained_copies"] == 2
+    assert "left out 2 image(s) the model was trained on (data.extra_train, 2 of them copies under other names)" in "\n".join(summary_lines(r))
+    assert "warning" not in r  # what is left is a fair test
+
+
+def test_exclude_trained_says_when_a_checkpoint_can_match_names_only():
+    r = {"data": "d", "n": 3, "assume_label": "notumor", "predicted": {}, "excluded_seen": {"n_excluded_trained": 0, "trained_hashes": False}}
+    assert "matched by file name only: this checkpoint records no image hashes" in "\n".join(summary_lines(r))
 
 
 def test_a_fold_of_a_trained_source_is_flagged_by_file_names_not_only_by_folder(tmp_path):

@@ -49,7 +49,7 @@ def register(subparsers) -> None:
     p.add_argument("--exclude-near-duplicates-of", dest="exclude_seen", metavar="DIR", default=None,
                    help="with --tumor-presence: leave out images with a near-duplicate (pHash) in DIR, e.g. the model's training set")
     p.add_argument("--exclude-trained", action="store_true",
-                   help="with --tumor-presence: leave out the images the checkpoint was trained on (its data.extra_train files)")
+                   help="with --tumor-presence: leave out the images the checkpoint was trained on (its data.extra_train files, matched by name and, for checkpoints that record them, by perceptual hash: renamed or re-encoded copies too)")
     p.add_argument("--axis", default=None, help="with --tumor-presence on a NIfTI volume: slicing axis (default axial)")
     p.add_argument("--slices", default=None, help="with --tumor-presence on a NIfTI volume: slices (middle, middle:K, all, A:B[:STEP], N; default middle:80)")
     p.set_defaults(func=run)

@@ -48,16 +48,18 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
 
 
 def load_extra_sources(specs: list[str], class_names: list[str], seed: int = 42, max_per_source: int | None = None,
-                       repeat: int = 1) -> tuple[list[Sample], list[dict]]:
+                       repeat: int = 1, hash_cache: bool = True) -> tuple[list[Sample], list[dict]]:
     """Training samples from every spec, labelled for ``class_names`` (which must hold ``notumor``);
     at most ``max_per_source`` images from each (a seeded random pick), so a large healthy-only set
     does not drown the main task; each picked image ``repeat`` times (so a small source is not
-    drowned by the main task either; augmentation makes the copies differ).
+    drowned by the main task either; augmentation makes the copies differ). ``hash_cache``: keep
+    the images' perceptual hashes in the hash cache (:func:`brainmri.data.hashing.hash_samples`).
 
     Returns:
         samples (split ``train``) and one summary per source, ``{"source", "label", "n_tumor",
-        "n_notumor", "repeat", "files"}`` (``files``: :func:`file_key` of every picked image), for
-        the checkpoint metadata.
+        "n_notumor", "repeat", "files", "phashes"}`` (``files``: :func:`file_key` of every picked
+        image; ``phashes``: their perceptual hashes, so an evaluation also knows a trained image
+        renamed or re-encoded), for the checkpoint metadata.
     """
     if int(repeat) < 1:
         raise ConfigError(f"data.extra_repeat={repeat!r} must be a whole number >= 1")
@@ -80,16 +82,30 @@ def load_extra_sources(specs: list[str], class_names: list[str], seed: int = 42,
             n[kind] += 1
             samples.extend([Sample(path=s.path, label=PRESENCE if kind == "tumor" else healthy, split="train", index=s.index)] * int(repeat))
         summary.append({"source": str(root), "label": label or "folders", "n_tumor": n["tumor"], "n_notumor": n["notumor"], "repeat": int(repeat),
-                        "files": sorted({file_key(s.path) for s, _ in picked})})
+                        "files": sorted({file_key(s.path) for s, _ in picked}), "phashes": _phashes([s for s, _ in picked], hash_cache)})
     return samples, summary
+
+
+def _phashes(samples: list[Sample], use_cache: bool = True) -> list[str]:
+    """Sorted distinct perceptual hashes (:func:`brainmri.data.hashing.phash`) of the readable images
+    among ``samples`` (the hash cache makes a rerun cheap)."""
+    from brainmri.data.datasets import DatasetIndex
+    from brainmri.data.hashing import hash_samples
+
+    index = DatasetIndex(root="", class_names=["x"], samples=[Sample(path=s.path, label=0) for s in samples], layout="flat")
+    return sorted({h.phash for h in hash_samples(index, use_cache=use_cache) if h.ok and h.phash})
 
 
 def extra_sources_of(d: DataConfig, class_names: list[str]) -> tuple[list[Sample], list[dict]]:
     """:func:`load_extra_sources` with the settings of ``d`` (``extra_train``, ``seed``,
-    ``extra_max_per_source``, ``extra_repeat``); no sources gives ``([], [])``."""
+    ``extra_max_per_source``, ``extra_repeat``; hashes cached unless ``cache_dir`` is off); no
+    sources gives ``([], [])``."""
+    from brainmri.data.cache import resolve_cache_dir
+
     if not d.extra_train:
         return [], []
-    return load_extra_sources(d.extra_train, class_names, d.seed, d.extra_max_per_source, d.extra_repeat)
+    return load_extra_sources(d.extra_train, class_names, d.seed, d.extra_max_per_source, d.extra_repeat,
+                              hash_cache=resolve_cache_dir(d.cache_dir) is not None)
 
 
 def _read_source(spec: str, root: str, label: str | None, seed: int) -> list[tuple[Sample, str]]:

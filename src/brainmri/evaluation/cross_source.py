@@ -79,6 +79,40 @@ def near_duplicate_mask(index, reference: str | Path, threshold: int) -> tuple[n
     return seen, summary
 
 
+SAME_IMAGE_THRESHOLD = 8
+"""pHash distance (of 256 bits) up to which an image counts as a copy of a trained one: a training
+image re-saved as JPEG quality 50 moved at most 6 bits, halved in size at most 8 (20 four-class
+scans); of the 6,000 Alzheimer slices left out of a 400-slice training pick, 3 lie that close to
+one of the 400 (46 within 12, 584 within the audit's near-duplicate limit of 24)."""
+
+
+def _records_hashes(meta) -> bool:
+    return any("phashes" in e for e in (meta.data or {}).get("extra_train") or [])
+
+
+def trained_on_mask(meta, index, hash_cache: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Which samples of ``index`` the checkpoint was trained on (``data.extra_train``): by name
+    (:func:`brainmri.data.presence.file_key`), and by content (a perceptual hash within
+    :data:`SAME_IMAGE_THRESHOLD` of a recorded one: the same scan renamed, re-encoded or resized).
+    A checkpoint that records no hashes (trained before they were recorded) matches by name only."""
+    from brainmri.data.presence import file_key
+
+    extra = (meta.data or {}).get("extra_train") or []
+    names = {f for e in extra for f in e.get("files") or []}
+    named = np.array([s.index is None and file_key(s.path) in names for s in index.samples], dtype=bool)
+    copies = np.zeros(len(index.samples), dtype=bool)
+    recorded = sorted({h for e in extra for h in e.get("phashes") or []})
+    if recorded and index.samples:
+        from brainmri.data.hashing import ImageHash, hash_samples, nearest_neighbours, phash_array
+
+        ref, _ = phash_array([ImageHash(phash=h) for h in recorded])
+        values, pos = phash_array(hash_samples(index, use_cache=hash_cache))
+        if len(pos):
+            dist, _ = nearest_neighbours(values, ref)
+            copies[pos[dist <= SAME_IMAGE_THRESHOLD]] = True
+    return named, copies
+
+
 def _folder_images(root, meta, assume_label, cache_dir, exclude_seen, threshold, exclude_trained=False):
     """Prepared images of a dataset folder with their truth (tumor or not), paths, unreadable
     files, and the exclusion summary (``None`` without ``exclude_seen`` or ``exclude_trained``)."""
@@ -107,21 +141,24 @@ def _folder_images(root, meta, assume_label, cache_dir, exclude_seen, threshold,
         index = replace(index, samples=[s for s, x in zip(index.samples, seen) if not x])
         if not index.samples:
             raise ConfigError(f"{root}: every image has a near-duplicate in {exclude_seen}; nothing is left to test on")
+    named, copies = trained_on_mask(meta, index, hash_cache=resolve_cache_dir(cache_dir) is not None)
     if exclude_trained:
-        from brainmri.data.presence import file_key
-
-        trained = {f for e in (meta.data or {}).get("extra_train") or [] for f in e.get("files") or []}
-        kept = [s for s in index.samples if file_key(s.path) not in trained]
-        excluded = {**(excluded or {}), "n_excluded_trained": len(index.samples) - len(kept)}
+        drop = named | copies
+        kept = [s for s, x in zip(index.samples, drop) if not x]
+        excluded = {**(excluded or {}), "n_excluded_trained": int(drop.sum()), "n_excluded_trained_copies": int((copies & ~named).sum()),
+                    "trained_hashes": _records_hashes(meta)}
         index = replace(index, samples=kept)
         if not index.samples:
             raise ConfigError(f"{root}: the model was trained on every image here (data.extra_train); nothing is left to test on")
+        copies = np.zeros(len(kept), dtype=bool)
+    else:
+        copies = copies & ~named
     prepared = PreparedImages(index.samples, meta.preprocess, resolve_cache_dir(cache_dir), index.arrays)
     if assume_label:
         truth = np.full(len(prepared.samples), assume_label == "tumor")
     else:
         truth = np.array([index.class_names[s.label] == "tumor" for s in prepared.samples], dtype=bool)
-    return prepared.images, truth, [s.path for s in prepared.samples], prepared.failures, excluded
+    return prepared.images, truth, [s.path for s in prepared.samples], prepared.failures, excluded, int(copies.sum())
 
 
 def evaluate_tumor_presence(
@@ -174,8 +211,8 @@ def evaluate_tumor_presence(
         images, paths, raw_slices, volume_info = _nifti_images(root, meta, axis, slices)
         truth = np.full(len(images), assume_label == "tumor")
     else:
-        raw_slices, volume_info = None, None
-        images, truth, paths, failures, excluded = _folder_images(root, meta, assume_label, cache_dir, exclude_seen, threshold, exclude_trained)
+        raw_slices, volume_info, copies = None, None, 0
+        images, truth, paths, failures, excluded, copies = _folder_images(root, meta, assume_label, cache_dir, exclude_seen, threshold, exclude_trained)
     with torch.inference_mode():
         logits = predict_logits(model, meta, images, batch_size)
     probs = calibrated_probs(logits, meta.calibration)
@@ -206,7 +243,7 @@ def evaluate_tumor_presence(
             ood["rate_in_distribution"] = _rate(hits)
         if volume_info.get("note"):
             result["volume_note"] = volume_info["note"]
-    warning = _trained_on_warning(checkpoint, meta, root, paths)
+    warning = _trained_on_warning(checkpoint, meta, root, paths, copies)
     if warning:
         result["warning"] = warning
     if truth.any() and (~truth).any():
@@ -225,11 +262,12 @@ def _slice_ood(raw_slices: list[np.ndarray], logits: np.ndarray, meta, paths: li
     return {"n": len(bad), "of": len(paths), "mask": [bool(ood) for ood, _ in flags], "examples": [f"{p}: {r}" for p, r in bad[:5]]}
 
 
-def _trained_on_warning(checkpoint, meta, root, paths: list[str]) -> str | None:
+def _trained_on_warning(checkpoint, meta, root, paths: list[str], copies: int = 0) -> str | None:
     """Why this is not a cross-source test of ``checkpoint``, or ``None``: the data is one of its
     extra training sources, holds some of their images (matched by dataset/class/file name,
-    :func:`brainmri.data.presence.file_key`), or lies wholly in their class folders (other scans
-    of a source it was trained on)."""
+    :func:`brainmri.data.presence.file_key`, or ``copies`` of them under other names, counted by
+    :func:`trained_on_mask`), or lies wholly in their class folders (other scans of a source it
+    was trained on)."""
     from brainmri.data.presence import file_key
     from brainmri.inference.nifti import volume_name
 
@@ -244,6 +282,9 @@ def _trained_on_warning(checkpoint, meta, root, paths: list[str]) -> str | None:
         if k:
             return (f"{checkpoint} was trained on {k} of these {len(keys)} images (data.extra_train {e['source']}): this is not a cross-source test"
                     " (--exclude-trained leaves them out)")
+    if copies:
+        return (f"{checkpoint} was trained on {copies} of these {len(keys)} images under other names (the same pixels, pHash within "
+                f"{SAME_IMAGE_THRESHOLD} bits): this is not a cross-source test (--exclude-trained leaves them out)")
     if str(root).lower().endswith((".nii", ".nii.gz")):
         vol = volume_name(root)
         for e in extra:  # slices written by scripts/volume_slices.py: <...>/<volume>/<volume>_<axis>_<index>.png
@@ -271,7 +312,9 @@ def summary_lines(r: dict) -> list[str]:
     lines += [f"tumor presence on {r['data']} (n={r['n']}{', all assumed ' + r['assume_label'] if r['assume_label'] else ''})"]
     ex = r.get("excluded_seen")
     if ex and "n_excluded_trained" in ex:
-        lines.append(f"  left out {ex['n_excluded_trained']} image(s) the model was trained on (data.extra_train)")
+        how = (f", {ex['n_excluded_trained_copies']} of them copies under other names" if ex.get("n_excluded_trained_copies")
+               else "" if ex.get("trained_hashes", True) else "; matched by file name only: this checkpoint records no image hashes")
+        lines.append(f"  left out {ex['n_excluded_trained']} image(s) the model was trained on (data.extra_train{how})")
     if ex and "reference" in ex:
         by = ", ".join(f"{k} {v}" for k, v in (ex.get("by_label") or {}).items())
         lines.append(f"  left out {ex['n_excluded']} image(s) with a near-duplicate in {ex['reference']} (pHash <= {ex['threshold']}){': ' + by if by else ''}")
