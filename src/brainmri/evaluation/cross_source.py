@@ -202,7 +202,7 @@ def evaluate_tumor_presence(
     names = list(meta.class_names)
     if "notumor" not in names:
         raise ConfigError(f"{checkpoint}: tumor-presence evaluation needs a model with a 'notumor' class (has {names})")
-    excluded, failures = None, []
+    excluded, failures, copies = None, [], 0
     if is_nifti(root):
         if not assume_label:
             raise ConfigError(f"{root}: a NIfTI volume has no labels; give assume_label (tumor or notumor)")
@@ -211,7 +211,7 @@ def evaluate_tumor_presence(
         images, paths, raw_slices, volume_info = _nifti_images(root, meta, axis, slices)
         truth = np.full(len(images), assume_label == "tumor")
     else:
-        raw_slices, volume_info, copies = None, None, 0
+        raw_slices, volume_info = None, None
         images, truth, paths, failures, excluded, copies = _folder_images(root, meta, assume_label, cache_dir, exclude_seen, threshold, exclude_trained)
     with torch.inference_mode():
         logits = predict_logits(model, meta, images, batch_size)
