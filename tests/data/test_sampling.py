@@ -55,3 +55,33 @@ def test_kept_fraction_rebalances_a_class_that_loses_samples() -> None:
     assert w.tolist() == pytest.approx([1.5, 0.75])
     assert float(w[0]) * 2 * 0.5 == pytest.approx(float(w[1]) * 2 * 1.0)
     assert class_weights([0, 0, 1, 1], 2, kept=[1.0, 1.0]).tolist() == class_weights([0, 0, 1, 1], 2).tolist()
+
+
+@pytest.mark.parametrize("seeded", [False, True])
+def test_resumable_samplers_draw_what_the_plain_ones_do_and_resume_an_epoch_mid_way(seeded):
+    from torch.utils.data import RandomSampler, WeightedRandomSampler
+
+    from brainmri.data.sampling import ResumableRandomSampler, ResumableWeightedSampler
+
+    torch.manual_seed(3)
+    expected = list(RandomSampler(range(20)))
+    torch.manual_seed(3)
+    assert list(ResumableRandomSampler(range(20))) == expected
+    weights = torch.linspace(0.1, 1.0, 20, dtype=torch.double)
+    plain = WeightedRandomSampler(weights, 20, generator=torch.Generator().manual_seed(5) if seeded else None)
+    balanced = ResumableWeightedSampler(weights, 20, generator=torch.Generator().manual_seed(5) if seeded else None)
+    torch.manual_seed(4)
+    expected = list(plain)
+    torch.manual_seed(4)
+    assert list(balanced) == expected  # a fresh epoch: the same draws
+    for sampler in (ResumableRandomSampler(range(20)), balanced):
+        first = list(sampler)
+        state = sampler.state_dict()
+        list(sampler)  # a later epoch moved every random state on
+        sampler.resume(state, 7)
+        assert list(sampler) == first[7:]  # the interrupted epoch, from where it stopped
+        assert list(sampler) != first  # and the next epoch is a new draw
+    with pytest.raises(ValueError, match="cannot skip 21"):
+        balanced.resume(state, 21)
+    with pytest.raises(ValueError, match="saved with the interrupted epoch"):
+        balanced.resume({}, 3)

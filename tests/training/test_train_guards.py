@@ -207,6 +207,37 @@ def test_sigterm_mid_epoch_saves_the_batches_and_resume_finishes_the_run(small, 
     assert "interrupted" not in meta.extra and meta.temperature != 1.0  # finished and calibrated
 
 
+def test_an_epoch_interrupted_mid_way_resumes_on_the_scans_it_had_not_reached(small, monkeypatch):
+    from brainmri.data.torchdata import ImageDataset
+
+    drawn: list[int] = []  # training-set indices in the order they were read (one process: num_workers 0)
+    real = ImageDataset.__getitem__
+
+    def record(self, i):
+        if self.augment is not None:  # the training set, not validation
+            drawn.append(int(i))
+        return real(self, i)
+
+    cfg = small(epochs=2, num_workers=0)
+    run = Path(cfg.train.output_dir) / "run"
+    with_callback(monkeypatch, _SignalAt(0, 2, lambda: os.kill(os.getpid(), signal.SIGTERM)))
+    monkeypatch.setattr(ImageDataset, "__getitem__", record)
+    with pytest.raises(TrainingInterrupted):
+        run_training(cfg, progress=False)
+    bs = cfg.train.batch_size
+    trained = drawn[:3 * bs]  # the three batches trained on (Lightning had already fetched the next)
+    monkeypatch.undo()
+    monkeypatch.setattr(ImageDataset, "__getitem__", record)
+    drawn.clear()
+    run_training(cfg, resume=run, progress=False)
+    epoch = len(drawn) + len(trained)  # two epochs of drawn: the rest of epoch 0, then epoch 1
+    assert epoch % 2 == 0
+    per_epoch = epoch // 2
+    first = trained + drawn[:per_epoch - len(trained)]
+    assert len(set(first)) == per_epoch  # every scan of epoch 0 once: none twice, none dropped
+    assert len(set(drawn[per_epoch - len(trained):])) == per_epoch and drawn[per_epoch - len(trained):] != first  # epoch 1: a new order
+
+
 def test_ctrl_c_after_an_epoch_exits_130_and_marks_the_uncalibrated_best(small, phantom_split, monkeypatch, capsys):
     from brainmri.cli.main import main
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import WeightedRandomSampler
+from torch.utils.data import RandomSampler, WeightedRandomSampler
 
 
 def class_counts(labels: Sequence[int], num_classes: int) -> np.ndarray:
@@ -39,7 +39,7 @@ def class_weights(labels: Sequence[int], num_classes: int, kept: Sequence[float]
     return torch.tensor(weights, dtype=torch.float32)
 
 
-def balanced_sampler(labels: Sequence[int], num_samples: int | None = None, seed: int | None = None) -> WeightedRandomSampler:
+def balanced_sampler(labels: Sequence[int], num_samples: int | None = None, seed: int | None = None) -> ResumableWeightedSampler:
     """Sampler drawing every class equally often on average (with replacement).
 
     Args:
@@ -54,4 +54,60 @@ def balanced_sampler(labels: Sequence[int], num_samples: int | None = None, seed
     counts = np.bincount(groups)
     weights = torch.as_tensor(1.0 / counts[groups], dtype=torch.double)
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
-    return WeightedRandomSampler(weights, num_samples or len(arr), replacement=True, generator=generator)
+    return ResumableWeightedSampler(weights, num_samples or len(arr), replacement=True, generator=generator)
+
+
+class _ResumableOrder:
+    """Mixin for a random sampler: remembers the random state each epoch's order was drawn from,
+    so a run interrupted mid-epoch can draw the same order again and skip what it already trained
+    on (:meth:`resume`), instead of a fresh order that repeats some scans and drops others.
+    A fresh epoch draws exactly what the plain sampler would (same global RNG, same call)."""
+
+    rng_state: dict | None = None  # the random state of the current epoch's draw
+    _resume: tuple[dict, int] | None = None
+
+    def _generator(self):
+        return getattr(self, "generator", None)
+
+    def state_dict(self) -> dict:
+        return dict(self.rng_state) if self.rng_state else {}
+
+    def resume(self, state: dict, skip: int) -> None:
+        """Make the next epoch the interrupted one: ``state`` from :meth:`state_dict`, ``skip`` the
+        number of samples already trained on (batches done x batch size)."""
+        if "torch" not in (state or {}):
+            raise ValueError("resume needs the sampler state saved with the interrupted epoch")
+        if not 0 <= int(skip) <= len(self):
+            raise ValueError(f"cannot skip {skip} of an epoch of {len(self)} samples")
+        self._resume = (state, int(skip))
+
+    def _snapshot(self) -> dict:
+        g = self._generator()
+        return {"torch": torch.get_rng_state(), "generator": None if g is None else g.get_state()}
+
+    def __iter__(self):
+        if self._resume is None:
+            self.rng_state = self._snapshot()
+            yield from super().__iter__()
+            return
+        state, skip = self._resume
+        self._resume = None
+        outer, g = torch.get_rng_state(), self._generator()
+        torch.set_rng_state(state["torch"])
+        if g is not None and state.get("generator") is not None:
+            g.set_state(state["generator"])
+        try:
+            order = list(super().__iter__())
+        finally:
+            torch.set_rng_state(outer)
+        self.rng_state = state
+        yield from order[skip:]
+
+
+class ResumableRandomSampler(_ResumableOrder, RandomSampler):
+    """:class:`~torch.utils.data.RandomSampler` whose epoch can resume mid-way (a DDP run replaces
+    it with a ``DistributedSampler``, as it would the plain one)."""
+
+
+class ResumableWeightedSampler(_ResumableOrder, WeightedRandomSampler):
+    """:class:`~torch.utils.data.WeightedRandomSampler` whose epoch can resume mid-way."""

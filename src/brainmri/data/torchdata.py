@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from brainmri.config import PreprocessConfig
 from brainmri.data.cache import ImageCache, resolve_cache_dir
@@ -162,3 +162,19 @@ class ImageDataset(Dataset):
         else:
             t = to_model_input(arr, self.cfg)
         return t, label
+
+
+class ResumableLoader(DataLoader):
+    """A :class:`~torch.utils.data.DataLoader` Lightning checkpoints with the random state of its
+    sampler's current epoch (``loops.fit_loop.state_dict.combined_loader`` in ``last.ckpt``), so a run
+    interrupted mid-epoch can finish that epoch on the scans it had not reached
+    (``brainmri.training.train``). Loading is armed by the training code, which knows how many
+    batches were done; Lightning's own call is a no-op."""
+
+    def state_dict(self) -> dict:
+        from brainmri.data.sampling import _ResumableOrder
+
+        return {"sampler": self.sampler.state_dict()} if isinstance(self.sampler, _ResumableOrder) else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        return None

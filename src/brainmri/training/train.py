@@ -31,7 +31,8 @@ from brainmri.checkpoint import CheckpointMeta, atomic_write_bytes, library_vers
 from brainmri.config import RunConfig, to_dict, validate
 from brainmri.data.cache import resolve_cache_dir
 from brainmri.data.datasets import DatasetIndex, load_dataset
-from brainmri.data.torchdata import ImageDataset, PreparedImages
+from brainmri.data.sampling import ResumableRandomSampler, balanced_sampler
+from brainmri.data.torchdata import ImageDataset, PreparedImages, ResumableLoader
 from brainmri.errors import BrainMRIError, ConfigError
 from brainmri.models import create_model
 from brainmri.preprocess.augment import build_augment
@@ -221,13 +222,12 @@ def _train_steps(cfg: RunConfig, run_dir: Path, last: Path | None, progress: boo
                             cfg.augment.skull_strip, no_lesion=no_lesion,
                             strip_lesions=cfg.augment.skull_strip_lesions, strip_skip=strip_skip)
     val_ds = ImageDataset(val_images, cfg.preprocess)
-    sampler = None
     if d.balanced_sampler:
-        from brainmri.data.sampling import balanced_sampler
-
         sampler = balanced_sampler(train_images.labels)
+    else:  # draws what DataLoader(shuffle=True) would, and can resume an interrupted epoch
+        sampler = ResumableRandomSampler(train_ds)
     loader_kw = {"batch_size": t.batch_size, "num_workers": t.num_workers, "persistent_workers": t.num_workers > 0}
-    train_dl = DataLoader(train_ds, shuffle=sampler is None, sampler=sampler, drop_last=len(train_ds) > t.batch_size, **loader_kw)
+    train_dl = ResumableLoader(train_ds, sampler=sampler, drop_last=len(train_ds) > t.batch_size, **loader_kw)
     val_dl = DataLoader(val_ds, shuffle=False, **loader_kw)
 
     model = create_model(
@@ -294,6 +294,8 @@ def _train_steps(cfg: RunConfig, run_dir: Path, last: Path | None, progress: boo
     sigterm.restore()  # Lightning's own handler takes over inside fit
     os.environ[ENV_RUN_DIR] = f"{key}:{run_dir}"  # DDP ranks started as subprocesses adopt this run directory
     try:
+        if last and trainer.world_size == 1:
+            _resume_epoch_order(train_dl, last, steps)
         trainer.fit(module, train_dl, val_dl, ckpt_path=str(last) if last else None)
     except TrainingDiverged as exc:
         raise TrainingDiverged(f"{exc}; {_kept(run_dir, best_path, interrupted=False)}") from None
@@ -379,6 +381,18 @@ def finalize_checkpoint(path: Path, val_images: PreparedImages, cfg: RunConfig) 
         meta.extra.pop(k, None)
     save_checkpoint(path, model, meta)
     return out
+
+
+def _resume_epoch_order(loader, last: Path, n_batches: int) -> None:
+    """When ``last`` was saved mid-epoch, make ``loader`` draw that epoch's order again and skip
+    the batches already trained on (one process only: a DDP run shards its own sampler)."""
+    state = torch.load(last, map_location="cpu", weights_only=False)
+    fit = (state.get("loops") or {}).get("fit_loop") or {}
+    done = int(((fit.get("epoch_loop.batch_progress") or {}).get("current") or {}).get("completed", 0))
+    saved = [s for s in (fit.get("state_dict") or {}).get("combined_loader") or [] if s.get("sampler")]
+    if 0 < done < n_batches and saved:
+        loader.sampler.resume(saved[0]["sampler"], done * loader.batch_size)
+        log.info("resuming epoch %d at batch %d of %d, in the order it was drawn", int(state.get("epoch", 0)), done, n_batches)
 
 
 __all__ = ["TrainResult", "run_training", "finalize_checkpoint", "load_config_for_resume", "TrainingDiverged", "TrainingInterrupted"]
