@@ -60,6 +60,15 @@ def _source_name(e: dict) -> str:
     return f"{', '.join(sets)} (listed in {e['source']})" if sets and not Path(e["source"]).is_dir() else str(e["source"])
 
 
+def _top_label_note(cal) -> str:
+    """The checkpoint's top-label scaling decision, in words (nothing for one made before it existed)."""
+    cal = cal if isinstance(cal, dict) else {}
+    check = cal.get("top_label_check") or {}
+    if cal.get("top_label"):
+        return f", then top-label scaling (kept: {check.get('reason', 'fitted on validation')})"
+    return f"; top-label scaling not kept ({check['reason']})" if check.get("reason") else ""
+
+
 def model_card(meta, r: dict, recipe: str | None = None) -> str:
     test, yn, ad, t1 = r["test"], r["yes_no"], r["alzheimer"], r["nifti_t1"]
     lf = test.get("leak_free") or {}
@@ -87,7 +96,8 @@ def model_card(meta, r: dict, recipe: str | None = None) -> str:
         f"- Official Testing split (n={test['n']}): accuracy {pct(test['accuracy'])} {ci(test['ci']['accuracy'])}, macro F1 {test['macro_f1']:.4f} [{test['ci']['macro_f1'][0]:.4f}, {test['ci']['macro_f1'][1]:.4f}].",
         f"- Leakage: {leak.get('n_leaked')} of {leak.get('n_test')} Testing images have a near-duplicate in Training (256-bit pHash <= {leak.get('threshold')}).",
         f"- Leak-free subset (n={lf.get('n')}): accuracy {pct(lf.get('accuracy'))} {ci(lf['ci']['accuracy']) if lf else ''}, macro F1 {lf.get('macro_f1', float('nan')):.4f}.",
-        f"- Calibration: temperature {test['temperature']:.3f} fitted on validation; ECE on Testing {test['ece_before']:.4f} -> {test['ece']:.4f}.",
+        f"- Calibration: temperature {test['temperature']:.3f} fitted on validation{_top_label_note(meta.calibration)}; "
+        f"ECE on Testing {test['ece_before']:.4f} -> {test['ece']:.4f}.",
     ]
     a, ex = yn["tumor_called_tumor"], yn.get("excluded_seen") or {}
     cf = r.get("cross_fit")

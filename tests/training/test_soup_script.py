@@ -69,3 +69,12 @@ def test_model_card_names_volume_slices_and_listed_datasets(load_script):
     assert bundle._source_name(vol) == "slices of the NIfTI volume M2307_T2 (scripts/volume_slices.py)"
     listed = {"source": "runs/folds/yesno/all.csv", "files": ["brain-mri-yes-no/yes/Y1.jpg", "brain-mri-yes-no/yes/Y2.jpg"]}
     assert bundle._source_name(listed) == "brain-mri-yes-no (listed in runs/folds/yesno/all.csv)"
+
+
+def test_model_card_says_what_became_of_top_label_scaling(load_script):
+    note = load_script("bundle_model")._top_label_note
+    kept = {"temperature": 0.7, "top_label": {"a": 1.2, "b": -0.1}, "top_label_check": {"kept": True, "reason": "5-fold cross-validated gain 0.0100 > one standard error (0.0030)"}}
+    assert note(kept) == ", then top-label scaling (kept: 5-fold cross-validated gain 0.0100 > one standard error (0.0030))"
+    dropped = {"temperature": 0.7, "top_label_check": {"kept": False, "reason": "5-fold cross-validated gain 0.0024 is not above one standard error (0.0033)"}}
+    assert note(dropped) == "; top-label scaling not kept (5-fold cross-validated gain 0.0024 is not above one standard error (0.0033))"
+    assert note({"temperature": 0.648}) == note(0.648) == ""  # made before the check existed: nothing claimed
