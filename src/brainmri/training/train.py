@@ -67,6 +67,30 @@ from brainmri.training.rundir import (
 log = logging.getLogger(__name__)
 
 
+def _tidy_lightning_logging() -> None:
+    """Lightning's messages once, at the level the CLI asked for: ``lightning`` adds a console
+    handler of its own even when the root logger has one (``brainmri`` configures it), so every line
+    printed twice and ``-q`` did not quiet them; its advertisement for a cloud logger is dropped."""
+    root = logging.getLogger()
+    lg = logging.getLogger("lightning")
+    if root.handlers:  # a program configured logging: let it print Lightning's lines too
+        for h in [h for h in lg.handlers if type(h) is logging.StreamHandler]:
+            lg.removeHandler(h)
+        for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+            logging.getLogger(name).setLevel(max(root.level, logging.INFO))
+    if not any(isinstance(f, _NoTips) for f in logging.getLogger("lightning.pytorch.utilities.rank_zero").filters):
+        for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+            logging.getLogger(name).addFilter(_NoTips())
+
+
+class _NoTips(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tip:" not in str(record.msg)
+
+
+_tidy_lightning_logging()
+
+
 @dataclass
 class TrainResult:
     run_dir: Path
