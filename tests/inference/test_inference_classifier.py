@@ -64,6 +64,25 @@ def test_batch_keeps_going_after_a_bad_file(tiny_clf, tmp_path) -> None:
     assert preds[0].label is not None and preds[4].label is not None
 
 
+def test_batch_keeps_going_when_preparing_one_input_fails(tiny_clf, tmp_path, monkeypatch) -> None:
+    paths = []
+    for k in range(3):
+        paths.append(tmp_path / f"scan{k}.png")
+        Image.fromarray(phantom(k, seed=k)).save(paths[-1])
+    real = tiny_clf.prepare
+    bad_shape = np.asarray(Image.open(paths[1])).shape
+
+    def prepare(gray):
+        if gray.shape == bad_shape and np.array_equal(gray, np.asarray(Image.open(paths[1]))):
+            raise MemoryError("Unable to allocate 320. GiB")
+        return real(gray)
+
+    monkeypatch.setattr(tiny_clf, "prepare", prepare)
+    preds = tiny_clf.predict_batch(paths, batch_size=8)
+    assert [p.error is None for p in preds] == [True, False, True]  # the others still get their answer
+    assert preds[1].error == f"{paths[1]}: could not be processed (MemoryError)"
+
+
 def test_single_predict_raises_naming_the_file(tiny_clf, tmp_path) -> None:
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"\xff\xd8\xff" + b"\x00" * 10)

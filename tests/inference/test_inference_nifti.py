@@ -145,3 +145,33 @@ def test_gzip_bomb_is_refused(tmp_path) -> None:
 def test_an_empty_range_says_so() -> None:
     with pytest.raises(ConfigError, match="selects no slice: start 10 is not below stop 5"):
         parse_slices("10:5", 187)
+
+
+def test_implausible_voxel_sizes_are_refused_not_resampled_into_gigabytes(tmp_path) -> None:
+    from brainmri.inference.nifti import read_nifti
+
+    path = _save(tmp_path / "aniso.nii.gz", _volume(n=5), zooms=(1.0, 0.0001, 1.0))  # a broken pixdim
+    data = open(path, "rb").read()
+    with pytest.raises(ImageReadError, match=r"aniso.nii.gz: NIfTI voxel sizes \(1.0, 0.0001, 1.0\) mm are implausible.*10,000x the other"):
+        read_nifti(data, path, slices="middle")
+    assert read_nifti(data, path, axis="coronal", slices="middle").images[0].shape == (5, 64)  # a plane without the odd axis reads
+
+
+def test_thick_slices_are_resampled_but_a_slice_never_exceeds_the_side_limit(tmp_path) -> None:
+    from brainmri.inference import nifti
+
+    path = _save(tmp_path / "thick.nii.gz", _volume(n=5), zooms=(0.5, 0.5, 6.0))  # 0.5 mm in-plane, 6 mm slices
+    coronal = nifti.read_nifti(open(path, "rb").read(), path, axis="coronal", slices="middle")
+    assert coronal.images[0].shape == (60, 64)  # 5 slices x 12 stretched to square pixels: rows = superior axis
+    path = _save(tmp_path / "long.nii.gz", _volume(n=60), zooms=(0.1, 1.0, 4.0))  # 60 slices x 40 = 2,400 px tall at 0.1 mm
+    img = nifti.read_nifti(open(path, "rb").read(), path, axis="coronal", slices="middle").images[0]
+    assert img.shape == (nifti.MAX_SLICE_SIDE, round(64 * nifti.MAX_SLICE_SIDE / 2400))  # scaled down, aspect kept
+
+
+def test_a_volume_too_large_to_read_is_refused_before_reading_it(tmp_path, monkeypatch) -> None:
+    from brainmri.inference import nifti
+
+    path = _save(tmp_path / "v.nii.gz", _volume(n=7))
+    monkeypatch.setattr(nifti, "MAX_VOXELS", 64 * 64 * 6)
+    with pytest.raises(ImageReadError, match=r"v.nii.gz: NIfTI volume of 64 x 64 x 7 = 28,672 voxels is too large to read \(at most 24,576"):
+        nifti.read_nifti(open(path, "rb").read(), path)

@@ -110,7 +110,16 @@ def run(args) -> int:
         read += 1
         if (decoded.info or {}).get("note"):  # e.g. which volume of a 4-D NIfTI is explained
             print(f"{path}: note: {decoded.info['note']}")
-        [pred] = clf.predict_decoded([decoded])
+        try:
+            [pred] = clf.predict_decoded([decoded])
+        except BrainMRIError as exc:
+            print(f"brainmri explain: error: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        except Exception as exc:  # noqa: BLE001 - one bad input never stops the others
+            print(f"brainmri explain: error: {path}: could not be processed ({type(exc).__name__})", file=sys.stderr)
+            failed += 1
+            continue
         for (name, gray), (ood, reason) in zip(_items(path, decoded), _ood_per_image(pred)):
             if ood:  # no heat map for what predict refuses to label (as the service: no overlay)
                 print(f"{name}: out of distribution: {reason}; no heat map written")

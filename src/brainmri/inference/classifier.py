@@ -210,14 +210,27 @@ class Classifier:
                 except Exception as exc:  # noqa: BLE001 - one bad input never stops the batch
                     log.warning("unexpected %s while reading %s", type(exc).__name__, label)
                     decoded.append(Prediction.failed(label, f"{label}: could not be processed ({type(exc).__name__})"))
+            prepared: list[list[torch.Tensor]] = []
+            for k, d in enumerate(decoded):  # preparing one input (crop, resize) can fail too; the others go on
+                if isinstance(d, DecodedInput):
+                    try:
+                        prepared.append([self.prepare(img) for img in d.images])
+                    except BrainMRIError as exc:
+                        decoded[k] = Prediction.failed(d.name, str(exc))
+                    except Exception as exc:  # noqa: BLE001 - e.g. MemoryError on an absurd image
+                        log.warning("unexpected %s while preparing %s", type(exc).__name__, d.name)
+                        decoded[k] = Prediction.failed(d.name, f"{d.name}: could not be processed ({type(exc).__name__})")
             good = [d for d in decoded if isinstance(d, DecodedInput)]
-            results = iter(self.predict_decoded(good, batch_size=batch_size))
+            results = iter(self._run(good, prepared, batch_size))
             out.extend(next(results) if isinstance(d, DecodedInput) else d for d in decoded)
         return out
 
     def predict_decoded(self, decoded: Sequence[DecodedInput], batch_size: int = 32) -> list[Prediction]:
         """Run the model over already-decoded inputs (all their slices, batched)."""
-        tensors = [self.prepare(img) for d in decoded for img in d.images]
+        return self._run(decoded, [[self.prepare(img) for img in d.images] for d in decoded], batch_size)
+
+    def _run(self, decoded: Sequence[DecodedInput], prepared: Sequence[list[torch.Tensor]], batch_size: int) -> list[Prediction]:
+        tensors = [t for ts in prepared for t in ts]
         if not tensors:
             return []
         logits = torch.cat([self.logits(torch.stack(tensors[i : i + batch_size])) for i in range(0, len(tensors), max(1, batch_size))])

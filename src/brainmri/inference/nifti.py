@@ -22,6 +22,9 @@ from brainmri.errors import ConfigError, ImageReadError
 
 AXES = {"sagittal": 0, "coronal": 1, "axial": 2, "0": 0, "1": 1, "2": 2}
 MAX_DECOMPRESSED_BYTES = 2 * 1024**3  # refuse gzip bombs
+MAX_VOXELS = 160_000_000  # one 3-D volume, read as float32 (~640 MB): 512 x 512 x 600 fits, 800^3 does not
+MAX_VOXEL_RATIO = 50.0  # in-plane voxel sizes further apart than this (e.g. 0.2 mm x 10 mm) are not a scan to resample
+MAX_SLICE_SIDE = 2048  # a resampled slice is scaled down to this side at most (the model sees 160-224 px)
 
 
 @dataclass
@@ -136,8 +139,19 @@ def _load_volume(data: bytes, name: str, max_bytes: int) -> tuple[np.ndarray, tu
 
     raw = _gunzip(data, name, max_bytes) if data[:2] == b"\x1f\x8b" else data
     cls = nib.Nifti2Image if len(raw) >= 4 and int.from_bytes(raw[:4], "little") == 540 else nib.Nifti1Image
+    info: dict[str, Any] = {"format": "nifti"}
     try:
         img = cls.from_bytes(raw)
+        shape = tuple(int(d) for d in img.shape)
+        info["shape"] = list(shape)
+        if len(shape) == 4:  # only the first volume is read, not all of them
+            if shape[3] > 1:
+                info["note"] = f"4-D volume with {shape[3]} volumes: the first one is used"
+            img = img.slicer[..., 0]
+        voxels = int(np.prod(img.shape, dtype=np.int64))
+        if voxels > MAX_VOXELS:
+            raise ImageReadError(name, f"NIfTI volume of {' x '.join(map(str, img.shape))} = {voxels:,} voxels is too large to read "
+                                       f"(at most {MAX_VOXELS:,}, about {MAX_VOXELS * 4 / 1024**2:,.0f} MiB as float32)")
         try:
             img = nib.as_closest_canonical(img)
         except Exception:  # noqa: BLE001 - degenerate affine: keep voxel order
@@ -146,14 +160,12 @@ def _load_volume(data: bytes, name: str, max_bytes: int) -> tuple[np.ndarray, tu
         zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
     except ImageReadError:
         raise
+    except MemoryError:
+        raise ImageReadError(name, "NIfTI volume is too large to read into memory") from None
     except Exception as exc:  # noqa: BLE001 - nibabel raises many types on bad files
-        raise ImageReadError(name, f"not a readable NIfTI file ({type(exc).__name__}: {exc})") from None
-    info: dict[str, Any] = {"format": "nifti", "shape": list(vol.shape)}
-    if vol.ndim == 4:
-        if vol.shape[3] > 1:
-            info["note"] = f"4-D volume with {vol.shape[3]} volumes: the first one is used"
-        vol = vol[..., 0]
-    elif vol.ndim == 2:
+        detail = " ".join(str(exc).split())  # one line: nibabel's messages can span several
+        raise ImageReadError(name, f"not a readable NIfTI file ({type(exc).__name__}: {detail})") from None
+    if vol.ndim == 2:
         vol = vol[:, :, None]
     if vol.ndim != 3:
         raise ImageReadError(name, f"expected a 3-D (or 4-D) NIfTI volume, got {vol.ndim}-D shape {tuple(vol.shape)}")
@@ -163,6 +175,18 @@ def _load_volume(data: bytes, name: str, max_bytes: int) -> tuple[np.ndarray, tu
         raise ImageReadError(name, f"NIfTI volume is empty: every voxel is {float(vol.min()):g}")
     zooms = (zooms + (1.0, 1.0, 1.0))[:3]
     return vol, zooms, info
+
+
+def _check_voxel_sizes(zooms: tuple[float, ...], axis: int, name: str) -> None:
+    """Refuse in-plane voxel sizes no scanner writes (a broken header): resampling them to square
+    pixels would make a slice thousands of times longer than wide."""
+    a, b = (z for i, z in enumerate(zooms) if i != axis)
+    if not (np.isfinite(a) and np.isfinite(b)):
+        raise ImageReadError(name, f"NIfTI header gives non-finite voxel sizes {tuple(round(z, 6) for z in zooms)} mm")
+    if a > 0 and b > 0 and max(a, b) / min(a, b) > MAX_VOXEL_RATIO:
+        raise ImageReadError(name, f"NIfTI voxel sizes {tuple(round(z, 6) for z in zooms)} mm are implausible for this slice plane: "
+                                   f"one in-plane side is {max(a, b) / min(a, b):,.0f}x the other (at most {MAX_VOXEL_RATIO:g}x); "
+                                   "check the header's pixdim")
 
 
 def _window(vol: np.ndarray) -> tuple[float, float]:
@@ -183,7 +207,9 @@ def _slice_image(vol: np.ndarray, axis: int, index: int, zooms: tuple[float, ...
     zy, zx = in_plane[1], in_plane[0]
     if zy > 0 and zx > 0 and abs(zy / zx - 1.0) > 0.05:
         h, w = img.shape
-        img = cv2.resize(img, (max(2, round(w * zx / min(zx, zy))), max(2, round(h * zy / min(zx, zy)))), interpolation=cv2.INTER_LINEAR)
+        tw, th = w * zx / min(zx, zy), h * zy / min(zx, zy)
+        shrink = min(1.0, MAX_SLICE_SIDE / max(tw, th))
+        img = cv2.resize(img, (max(2, round(tw * shrink)), max(2, round(th * shrink))), interpolation=cv2.INTER_AREA if shrink < 1 else cv2.INTER_LINEAR)
     return img
 
 
@@ -205,6 +231,7 @@ def read_nifti(data: bytes, name: str, axis: str | int = "axial", slices: str = 
     clamp = _clamp_note(slices, n, indices, {0: "sagittal", 1: "coronal", 2: "axial"}[ax])
     if clamp:
         info["note"] = "; ".join(x for x in (info.get("note"), clamp) if x)
+    _check_voxel_sizes(zooms, ax, name)
     lo, hi = _window(vol)
     images = [_slice_image(vol, ax, i, zooms, lo, hi) for i in indices]
     info.update({"axis": {0: "sagittal", 1: "coronal", 2: "axial"}[ax], "num_slices": int(n), "voxel_size_mm": [round(z, 4) for z in zooms]})
