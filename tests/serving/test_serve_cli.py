@@ -64,3 +64,53 @@ def test_the_server_runs_on_the_checked_socket_and_prints_its_port(tiny_ckpt, mo
     out = capsys.readouterr().out
     assert seen["port"] > 0 and seen["listening"] == 1 and seen["config_port"] == seen["port"]
     assert f"on http://127.0.0.1:{seen['port']}/" in out
+
+
+@pytest.mark.parametrize("flag, value", [
+    ("--max-upload-mb", "nan"),
+    ("--max-upload-mb", "inf"),
+    ("--max-upload-mb", "-inf"),
+    ("--max-upload-mb", "0"),
+    ("--max-upload-mb", "1e308"),  # finite, but its byte count overflows
+    ("--timeout", "nan"),
+    ("--timeout", "inf"),
+    ("--timeout", "-1"),
+    ("--timeout", "1e12"),
+])
+def test_non_finite_or_out_of_range_float_flags_are_refused(tiny_ckpt, no_server, capsys, flag, value):
+    assert main(["serve", "-c", str(tiny_ckpt), "--backend", "torch", f"{flag}={value}"]) == 2
+    cap = capsys.readouterr()
+    assert cap.err.startswith(f"brainmri serve: error: {flag}=") and "must be a finite number > 0" in cap.err
+    assert cap.err.count("\n") == 1 and "internal error" not in cap.err
+    assert "serving" not in cap.out
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--workers-concurrency", "0", "--workers-concurrency=0 must be >= 1"),
+    ("--queue", "-1", "--queue=-1 must be >= 0"),
+    ("--port", "70000", "--port=70000 must be between 0 and 65535"),
+])
+def test_out_of_range_int_flags_are_refused(tiny_ckpt, no_server, capsys, flag, value, message):
+    assert main(["serve", "-c", str(tiny_ckpt), "--backend", "torch", f"{flag}={value}"]) == 2
+    cap = capsys.readouterr()
+    assert message in cap.err and "internal error" not in cap.err
+
+
+@pytest.mark.parametrize("flag", ["--workers-concurrency", "--queue", "--port"])
+def test_nan_for_an_int_flag_is_an_argparse_error(no_server, capsys, flag):
+    with pytest.raises(SystemExit) as exc:
+        main(["serve", f"{flag}=nan"])
+    assert exc.value.code == 2
+    assert f"argument {flag}: invalid int value: 'nan'" in capsys.readouterr().err
+
+
+def test_large_but_sane_limits_are_accepted(tiny_ckpt, monkeypatch):
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: None)
+    assert main(["serve", "-c", str(tiny_ckpt), "--backend", "torch", "--port", "0", "--max-upload-mb", "0.5", "--timeout", "3600"]) == 0
+
+
+def test_help_says_docs_need_internet(capsys):
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "/docs" in out and "blank offline" in out and "/openapi.json" in out

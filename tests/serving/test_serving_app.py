@@ -98,14 +98,24 @@ def test_corrupt_image_is_422_and_empty_is_400(client, phantom_png) -> None:
     "kwargs",
     [
         {"data": {"other": "1"}},
-        {"content": b"{not json", "headers": {"content-type": "application/json"}},
         {"content": b"--x\r\nbroken", "headers": {"content-type": "multipart/form-data; boundary=x"}},
-        {"content": b"abc", "headers": {"content-type": "text/plain"}},
     ],
 )
 def test_malformed_requests_are_json_errors(client, kwargs: dict) -> None:
     err = _assert_error(client.post("/v1/predict", **kwargs), 422, "invalid_request")
     assert "field 'file'" in err["message"]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"content": b"{not json", "headers": {"content-type": "application/json"}},
+        {"content": b"abc", "headers": {"content-type": "text/plain"}},
+    ],
+)
+def test_non_form_bodies_are_415_json_errors(client, kwargs: dict) -> None:
+    err = _assert_error(client.post("/v1/predict", **kwargs), 415, "unsupported_media_type")
+    assert "multipart/form-data" in err["message"] and "field name 'file'" in err["message"]
 
 
 def test_bad_query_value_names_the_field(client, phantom_png) -> None:

@@ -113,6 +113,15 @@ def _write_overlays(clf, files: list[str], rows: list[dict[str, Any]], out_dir: 
         r["overlay"] = str(out_dir / f"{i:04d}_{stem}.cam.png")
 
 
+def _is_onnx_file(path: str) -> bool:
+    """True when ``Classifier.load`` would pick the onnx backend for this file by itself (the
+    same test: ONNX content, or an ``.onnx`` name on a file that is not safetensors)."""
+    from brainmri.checkpoint import looks_like_onnx, looks_like_safetensors
+
+    p = Path(path)
+    return p.is_file() and (looks_like_onnx(p) or (p.suffix.lower() == ".onnx" and not looks_like_safetensors(p)))
+
+
 def run(args) -> int:
     from brainmri.inference.classifier import Classifier, Prediction
     from brainmri.inference.nifti import check_slices_spec, parse_axis
@@ -123,6 +132,8 @@ def run(args) -> int:
         raise ConfigError("--batch-size must be >= 1")
     if args.bf16 and args.backend == "onnx":
         raise ConfigError("--bf16 is a torch-backend option; the onnx backend runs the exported float32 graph")
+    if args.bf16 and args.checkpoint and _is_onnx_file(args.checkpoint):
+        raise ConfigError(f"--bf16 is a torch-backend option; {args.checkpoint} is an ONNX model, which runs on the onnx backend as an exported float32 graph")
     files, missing = expand_inputs(args.paths)
     inputs = [*files, *([args.checkpoint] if args.checkpoint else [])]
     check_output_file(args.json, "--json", not_same_as=inputs)

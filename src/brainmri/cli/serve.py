@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import math
 import os
 import socket
 
@@ -34,19 +35,41 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+MAX_UPLOAD_MB = 1024.0**2  # 1 TiB: far beyond any scan; above it the byte count overflows a float
+MAX_TIMEOUT_S = 7 * 24 * 3600.0  # a week
+
+
+def _finite_in(args, name: str, low: float, high: float, low_inclusive: bool = False) -> None:
+    """``--name`` must be a finite number in (low, high] (or [low, high]); else a ConfigError
+    naming the flag and its value. NaN fails every comparison, so it is tested explicitly."""
+    value = getattr(args, name)
+    flag = f"--{name.replace('_', '-')}"
+    above = value >= low if low_inclusive else value > low
+    if not (math.isfinite(value) and above and value <= high):
+        sign = ">=" if low_inclusive else ">"
+        raise ConfigError(f"{flag}={value} must be a finite number {sign} {low:g} and at most {high:.0f}")
+
+
+def check_numeric_flags(args) -> None:
+    """Refuse NaN, infinity and out-of-range values of the numeric serve flags (before the model
+    loads), each with a one-line message naming the flag."""
+    _finite_in(args, "max_upload_mb", 0, MAX_UPLOAD_MB)
+    _finite_in(args, "timeout", 0, MAX_TIMEOUT_S)
+    if args.workers_concurrency < 1:
+        raise ConfigError(f"--workers-concurrency={args.workers_concurrency} must be >= 1")
+    if args.queue < 0:
+        raise ConfigError(f"--queue={args.queue} must be >= 0")
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port={args.port} must be between 0 and 65535")
+
+
 def run(args) -> int:
     import uvicorn
 
     from brainmri.inference.nifti import check_slices_spec, parse_axis
     from brainmri.serving.app import ServeSettings, create_app
 
-    for name in ("max_upload_mb", "workers_concurrency", "timeout"):
-        if getattr(args, name) <= 0:
-            raise ConfigError(f"--{name.replace('_', '-')} must be > 0")
-    if args.queue < 0:
-        raise ConfigError("--queue must be >= 0")
-    if not 0 <= args.port <= 65535:
-        raise ConfigError(f"--port={args.port} must be between 0 and 65535")
+    check_numeric_flags(args)
     parse_axis(args.axis)  # a server misconfiguration is refused now, not blamed on each upload
     check_slices_spec(args.slices)
     api_key = args.api_key or os.environ.get("BRAINMRI_API_KEY") or None
@@ -80,7 +103,11 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "serve",
         help="run the HTTP service and web page",
-        description=f"Serve the model over HTTP: POST /v1/predict, GET /v1/model, GET /healthz, a web page at /, docs at /docs. {brainmri.DISCLAIMER}",
+        description=(
+            "Serve the model over HTTP: POST /v1/predict, GET /v1/model, GET /healthz, a web page at /, "
+            "API docs at /docs (Swagger UI loads its scripts from cdn.jsdelivr.net, so that page is blank "
+            f"offline; /openapi.json, the page at / and the API itself work offline). {brainmri.DISCLAIMER}"
+        ),
     )
     p.add_argument("--checkpoint", "-c", default=None, help="model (.safetensors or .onnx); default: the bundled tumor4 model")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default: 127.0.0.1, this machine only)")

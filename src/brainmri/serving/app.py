@@ -5,10 +5,12 @@ Endpoints:
                           ``?explain=true`` adds a Grad-CAM overlay PNG (base64) as ``overlay_png``.
     ``GET /v1/model``     classes, metrics, calibration, intended use, version, disclaimer.
     ``GET /healthz``      liveness.
-    ``GET /``             the web page; ``/docs`` the OpenAPI UI.
+    ``GET /``             the web page; ``/docs`` the OpenAPI UI (Swagger UI loads its scripts
+                          from a CDN, so it is blank offline; ``/openapi.json`` is local).
 
-Limits: API key (401), upload size (413), unsupported content (415), unreadable file (422),
-busy (503), timeout (504). Every error is ``{"error": {"code", "message"}}`` and never a
+Limits: API key (401), upload size (413), unsupported content or a body that is not
+multipart/form-data (415), unreadable file or an unknown query parameter (422), busy (503),
+timeout (504). Every error is ``{"error": {"code", "message"}}`` and never a
 traceback; the model runs in a thread pool, off the event loop. Nothing here uses a path taken
 from a request, and nothing from an upload (file name, DICOM tags) is logged.
 Imports nothing from ``brainmri.training``. For research use only; not a medical device.
@@ -25,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, File, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -40,6 +42,7 @@ from brainmri.serving.guard import ApiError, GuardMiddleware, InferenceGate
 log = logging.getLogger("brainmri.serving")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 UPLOAD_NAME = "upload"  # the name used in messages: never the client's file name
+FORM_MEDIA_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 STATUS_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type", 422: "unprocessable", 429: "too_many_requests"}
 
 
@@ -77,6 +80,44 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
+def _declared_query_params(dependant: Any) -> list[str]:
+    """The query parameter names an endpoint declares (its own and its dependencies'), in order."""
+    names: list[str] = []
+    stack = [dependant]
+    while stack:
+        d = stack.pop()
+        names += [getattr(f, "alias", None) or f.name for f in d.query_params if (getattr(f, "alias", None) or f.name) not in names]
+        stack.extend(reversed(d.dependencies))
+    return names
+
+
+async def reject_unknown_query_params(request: Request) -> None:
+    """A route dependency: a query parameter the endpoint does not declare (a typo, or an option
+    it does not have, e.g. ``?slices=all``) is a 422 naming it and the accepted ones, instead of
+    being silently ignored."""
+    route = request.scope.get("route")
+    if route is None or not getattr(route, "dependant", None):
+        return
+    accepted = _declared_query_params(route.dependant)
+    unknown = [k for k in dict.fromkeys(request.query_params.keys()) if k not in accepted]
+    if unknown:
+        names = ", ".join(repr(k[:64]) for k in unknown[:10]) + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
+        plural = "s" if len(unknown) > 1 else ""
+        raise ApiError(422, "invalid_request", f"unknown query parameter{plural} {names}; accepted: {', '.join(accepted) or 'none'}")
+
+
+def _raw_body_media_type(request: Request) -> str | None:
+    """The media type of a request body that is not a form (a raw upload, JSON, text), or None
+    for a form or an empty body without a Content-Type."""
+    media = (request.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
+    if media in FORM_MEDIA_TYPES:
+        return None
+    if not media:
+        has_body = request.headers.get("content-length", "0").strip() not in ("", "0") or "transfer-encoding" in request.headers
+        return "no Content-Type" if has_body else None
+    return f"Content-Type {media[:100]}"
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -91,7 +132,11 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _error(exc.status_code, code, message, getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        file_missing = any(err.get("type") == "missing" and tuple(err.get("loc", ()))[-1:] == ("file",) for err in exc.errors())
+        raw = _raw_body_media_type(request) if file_missing else None
+        if raw:  # e.g. curl --data-binary @scan.png -H 'Content-Type: image/png'
+            return _error(415, "unsupported_media_type", f"the request body was sent raw ({raw}): send the scan as multipart/form-data with field name 'file' (curl -F file=@scan.png)")
         return _error(422, "invalid_request", _validation_message(exc))
 
     @app.exception_handler(Exception)
@@ -190,7 +235,7 @@ def create_app(settings: ServeSettings | None = None, classifier: Classifier | N
         info["accepted_formats"] = ["png", "jpeg", "bmp", "tiff", "gif", "webp", "dicom", "nifti"]
         return info
 
-    @app.post("/v1/predict", summary="Classify one scan (image, DICOM or NIfTI)")
+    @app.post("/v1/predict", summary="Classify one scan (image, DICOM or NIfTI)", dependencies=[Depends(reject_unknown_query_params)])
     async def predict(request: Request, file: UploadFile = File(..., description="the scan"), explain: bool = False) -> dict[str, Any]:
         n_files = len((await request.form()).getlist("file"))  # parsed once already; FastAPI keeps only the last
         if n_files > 1:
