@@ -138,8 +138,10 @@ def _data_check(cfg) -> list[str]:
     listed (no image is decoded). Raises the same clear errors a real run would."""
     from brainmri.data.datasets import load_dataset
     from brainmri.data.presence import extra_sources_of
+    from brainmri.training.preflight import check_classes
 
     index = load_dataset(cfg.data)
+    check_classes(index)
     lines = [f"data: {cfg.data.root}: " + "; ".join(f"{split} {sum(c.values())}" for split, c in index.counts().items())]
     _, extra = extra_sources_of(cfg.data, index.class_names)
     lines += [f"extra source: {e['source']} ({e['n_tumor']} tumor, {e['n_notumor']} notumor, {e['repeat']}x per epoch)" for e in extra]

@@ -13,8 +13,11 @@ with its split. Nothing is decoded here (NPZ arrays are loaded, not prepared).
 """
 from __future__ import annotations
 
+import csv
 import logging
+import os
 import random
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -208,6 +211,39 @@ def _resolve_labels(
     return class_names, labels
 
 
+def _csv_row(r: RawSample, csv_path: Path) -> str:
+    """``row N (line L)`` of a CSV record's ``where``."""
+    rest = r.where[len(f"{csv_path}, "):] if r.where.startswith(f"{csv_path}, ") else r.where
+    m = re.match(r"row \d+ \(line \d+\)", rest)
+    return m.group(0) if m else rest
+
+
+def _dedupe_csv(records: list[RawSample], labels: list[int], class_names: list[str], csv_path: Path) -> tuple[list[RawSample], list[int]]:
+    """One record per image file. The same file on two rows with different labels is refused; with
+    the same label the first row is kept and one warning names the repeats."""
+    first: dict[str, int] = {}
+    keep: list[int] = []
+    repeats: list[tuple[int, int]] = []
+    for i, r in enumerate(records):
+        key = os.path.normcase(os.path.realpath(r.path))
+        j = first.setdefault(key, i)
+        if j == i:
+            keep.append(i)
+            continue
+        if labels[j] != labels[i]:
+            a, b = records[j], records[i]
+            shown = [class_names[labels[k]] + (f" (label {rec.label!r})" if rec.label != class_names[labels[k]] else "")
+                     for k, rec in ((j, a), (i, b))]
+            raise DatasetError(f"{csv_path}: image {r.path} is listed twice with different labels: {shown[0]} on {_csv_row(a, csv_path)} "
+                               f"and {shown[1]} on {_csv_row(b, csv_path)}; keep one row per image")
+        repeats.append((j, i))
+    if repeats:
+        j, i = repeats[0]
+        logger.warning("%s: %d row(s) repeat an image already listed with the same label; kept the first of each (e.g. %s on %s and %s)",
+                       csv_path, len(repeats), records[i].path, _csv_row(records[j], csv_path), _csv_row(records[i], csv_path))
+    return [records[i] for i in keep], [labels[i] for i in keep]
+
+
 # ----------------------------------------------------------------------------------------------
 # splits
 
@@ -287,7 +323,13 @@ def _find_source(root: Path, cfg: DataConfig) -> tuple[str, Path]:
     csvs = [p for p in sorted(root.glob("*.csv")) if not is_hidden(p) and sniff_csv(p, cfg)]
     if len(csvs) == 1:
         return "csv", csvs[0]
-    if any(p.is_dir() and not is_hidden(p) for p in root.iterdir()):
+    subdirs = [p for p in root.iterdir() if p.is_dir() and not is_hidden(p)]
+    meant = [(p, why) for p in sorted(root.glob("*.csv")) if not is_hidden(p) and (why := _meant_as_labels(p, cfg))]
+    if len(meant) == 1 and len(subdirs) <= 1:  # e.g. labels.csv + images/ without a label column: reading it names the columns
+        return "csv", meant[0][0]
+    if len(meant) == 1:
+        logger.warning("%s: not read as the labels CSV (%s); reading %s as class folders", meant[0][0], meant[0][1], root)
+    if subdirs:
         return "folders", root
     npzs = [p for p in sorted(root.glob("*.npz")) if not is_hidden(p)]
     if len(npzs) == 1:
@@ -296,6 +338,24 @@ def _find_source(root: Path, cfg: DataConfig) -> tuple[str, Path]:
     if len(others) == 1:  # its header lacks the label columns: reading it names them
         return "csv", others[0]
     raise DatasetError(f"{root}: no split folders, class subfolders, labels CSV or NPZ file found")
+
+
+def _meant_as_labels(path: Path, cfg: DataConfig) -> str | None:
+    """Why a CSV that :func:`sniff_csv` refused still looks meant as the labels file (its header
+    has the image-path or the label column but not both, or it is not text), else ``None``."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            header = next(csv.reader(fh), [])
+    except UnicodeDecodeError:
+        return "it is not a text CSV file"
+    except (OSError, csv.Error):
+        return None
+    names = {h.strip().lower() for h in header}
+    has = [c for c in (cfg.csv_path_column, cfg.csv_label_column) if c.strip().lower() in names]
+    if len(has) != 1:
+        return None
+    lacks = cfg.csv_label_column if has[0] == cfg.csv_path_column else cfg.csv_path_column
+    return f"it has a column {has[0]!r} but none named {lacks!r} (columns: {', '.join(header)})"
 
 
 UNSPLIT_MODES = ("carve", "test")
@@ -335,6 +395,8 @@ def load_dataset(cfg: DataConfig, *, unsplit: str = "carve") -> DatasetIndex:
     else:
         arrays, records, code_names, official = read_npz(path, cfg)
     class_names, labels = _resolve_labels(records, cfg, coded=layout in ("csv", "npz"), code_names=code_names, allow_absent=unsplit == "test")
+    if layout == "csv":
+        records, labels = _dedupe_csv(records, labels, class_names, path)
     samples = [Sample(r.path, lab, r.split or "train", r.index) for r, lab in zip(records, labels)]
     test_set = _is_test_set(samples, official, unsplit)
     samples = _assign_splits(samples, official, cfg, class_names, unsplit)

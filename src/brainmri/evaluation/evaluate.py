@@ -316,6 +316,22 @@ def _load_index(meta, data, cfg, checkpoint) -> tuple:
                     f"carved as in training ({n_test} of {len(carved.samples)} images)")
 
 
+def _with_unreadable(note: str | None, preds: SplitPredictions, index, split: str) -> str | None:
+    """``note`` (written when the images were listed, before any was read) made to agree with the
+    ``n`` reported: how many were unreadable and left out, and which classes lost every image."""
+    if not preds.failures:
+        return note
+    listed, n = len(index.split(split)), len(preds.samples)
+    kept = {s.label for s in preds.samples}
+    lost = [c for i, c in enumerate(index.class_names) if i not in kept and any(s.label == i for s in index.split(split))]
+    among = f", among them every image of class {', '.join(repr(c) for c in lost)}" if lost else ""
+    whole = f"scoring all {listed} images"
+    if note and whole in note:
+        return note.replace(whole, f"scoring the {n} readable of its {listed} images") + f" ({len(preds.failures)} unreadable, left out{among})"
+    text = f"{len(preds.failures)} of the {listed} images are unreadable and left out, n={n}{among}"
+    return f"{note}; {text}" if note else text
+
+
 def evaluate_checkpoint(
     checkpoint: str | Path,
     data: DataConfig | str | Path,
@@ -373,6 +389,7 @@ def evaluate_checkpoint(
         raise DatasetError(f"{cfg.root}: dataset classes {index.class_names} do not match the checkpoint's {names}")
 
     preds = predict_split(model, meta, index, split_name, batch_size, tta, cache_dir)
+    split_note = _with_unreadable(split_note, preds, index, split_name)
     over = present_classes(preds.labels, len(names))
     result: dict = {
         "checkpoint": str(checkpoint),

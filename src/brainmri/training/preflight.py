@@ -1,7 +1,9 @@
 """Checks of a run config against this machine, done before any image is prepared (and by
 ``brainmri train --dry-run``): the accelerator exists, CPU processes fit the cores, the model
 name and the pretrained-weights file are usable. ``config.validate`` checks values only, so a GPU
-run's config stays readable (evaluate, resume elsewhere) on a machine without a GPU."""
+run's config stays readable (evaluate, resume elsewhere) on a machine without a GPU. The dataset
+checks a run needs beyond ``load_dataset``'s: at least two classes (before any image is prepared),
+and a readable training image in every class (once they are prepared)."""
 from __future__ import annotations
 
 import os
@@ -46,3 +48,70 @@ def check_environment(cfg: RunConfig) -> None:
             close = [z for z in MODEL_ZOO if m.name.split("_")[0] in z]
             raise ConfigError(f"model.name={m.name!r} is not a brainmri or timm model; zoo: {', '.join(MODEL_ZOO)}"
                               + (f" (did you mean {close[0]}?)" if close else ""))
+
+
+# ----------------------------------------------------------------------------------------------
+# the dataset: what a run needs of it beyond what ``load_dataset`` checks
+
+
+def check_classes(index) -> None:
+    """A classifier needs at least two classes: refuse a dataset with one, naming it and its class
+    (before any image is prepared; ``brainmri train --dry-run`` too). ``load_dataset`` accepts one
+    class, since evaluation sets and tumor-presence sources may hold a single class."""
+    from brainmri.errors import DatasetError
+
+    names = list(index.class_names)
+    if len(names) < 2:
+        found = f"only 1 class ({names[0]})" if names else "no class"
+        raise DatasetError(f"{index.root}: found {found}; classification needs at least 2 classes "
+                           "(one class folder or label value per class)")
+
+
+def _folder_of(samples) -> str:
+    """The folder holding ``samples`` (their common parent; an NPZ for array members)."""
+    parents = {s.path.rsplit("#", 1)[0] if s.index is not None else os.path.dirname(s.path) for s in samples}
+    if len(parents) == 1:
+        return parents.pop()
+    try:
+        return os.path.commonpath(sorted(parents))
+    except ValueError:  # different drives
+        return sorted(parents)[0]
+
+
+def check_readable_classes(index, train_samples, train_images, val_images) -> None:
+    """After the images are prepared (unreadable files dropped): every class must keep at least
+    one readable training image, or the model gets an output that never saw one. A class left
+    without readable validation images is warned about (its validation metrics are missing).
+
+    Args:
+        index: the :class:`~brainmri.data.datasets.DatasetIndex` of the run.
+        train_samples: the samples given to ``train_images`` (extra sources included).
+        train_images, val_images: :class:`~brainmri.data.torchdata.PreparedImages`.
+
+    Raises:
+        DatasetError: naming the class, its folder and how many of its files were unreadable.
+    """
+    import logging
+
+    from brainmri.errors import DatasetError
+
+    log = logging.getLogger("brainmri.training")
+    checks = (("training", train_samples, train_images, True), ("validation", index.split("val"), val_images, False))
+    for split, samples, prepared, required in checks:
+        kept = set(prepared.labels)
+        reasons = dict(prepared.failures)
+        for i, name in enumerate(index.class_names):
+            if i in kept:
+                continue
+            given = [s for s in samples if s.label == i]
+            if not given:
+                if not required:
+                    log.warning("%s: class '%s' has no %s images: its validation metrics are missing", index.root, name, split)
+                continue
+            folder = _folder_of(given)
+            first = given[0].path
+            text = (f"{folder}: class '{name}' has no readable {split} images (all {len(given)} of its {split} files are unreadable, "
+                    f"e.g. {first}: {reasons.get(first, 'unreadable')})")
+            if required:
+                raise DatasetError(text + "; replace or remove them, or drop the class")
+            log.warning("%s; its validation metrics are missing", text)

@@ -49,7 +49,7 @@ from brainmri.training.callbacks import (
 )
 from brainmri.training.finetune import TwoPhaseFinetuning
 from brainmri.training.module import ClassifierModule
-from brainmri.training.preflight import check_environment
+from brainmri.training.preflight import check_classes, check_environment, check_readable_classes
 from brainmri.training.rundir import (
     ENV_RUN_DIR,
     check_resumable,
@@ -221,6 +221,7 @@ def _train_steps(cfg: RunConfig, run_dir: Path, last: Path | None, progress: boo
         torch.use_deterministic_algorithms(True, warn_only=True)
 
     index = load_dataset(d)
+    check_classes(index)
     if not index.split("train") or not index.split("val"):
         raise ConfigError(f"{d.root}: training needs non-empty train and val splits (got {index.counts()})")
     unknown = sorted(set(cfg.augment.skull_strip_skip or ()) - set(index.class_names))
@@ -238,6 +239,7 @@ def _train_steps(cfg: RunConfig, run_dir: Path, last: Path | None, progress: boo
         log.info("extra tumor-presence sources: %s", "; ".join(f"{e['source']} ({e['n_tumor']} tumor, {e['n_notumor']} notumor)" for e in extra))
     train_images = PreparedImages(train_samples, cfg.preprocess, cache_dir, index.arrays, d.max_pixels)
     val_images = PreparedImages(index.split("val"), cfg.preprocess, cache_dir, index.arrays, d.max_pixels)
+    check_readable_classes(index, train_samples, train_images, val_images)
     num_classes = len(index.class_names)
     healthy = index.class_names.index("notumor") if "notumor" in index.class_names else None
     no_lesion = frozenset(s.path for s in extra_samples) if d.extra_train and not d.extra_lesions else frozenset()
