@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import re
 import struct
 import time
 import zlib
@@ -73,6 +74,16 @@ def test_16_bit_png_scaled_to_8_bits(tmp_path: Path) -> None:
     out = read_image(path)
     assert out.dtype == np.uint8 and out.min() == 0 and out.max() == 255
     assert np.all(np.diff(out.astype(int).ravel()) >= 0)  # monotone, as the source
+
+
+def test_one_hot_pixel_does_not_black_out_a_16_bit_scan(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    arr = (rng.random((64, 64)) * 2000 + 500).astype(np.uint16)  # a scan stored as 500..2500
+    clean = read_image(save(Image.fromarray(arr), tmp_path / "clean.png"))
+    arr[0, 0] = 65535  # one saturated pixel (a detector spike, a burned-in marker)
+    hot = read_image(save(Image.fromarray(arr), tmp_path / "hot.png"))
+    assert hot[0, 0] == 255 and hot.std() > 50  # min / max scaling squeezed the scan into 0..8
+    assert np.abs(hot.astype(int) - clean.astype(int))[1:, 1:].mean() < 2  # the same picture as without the spike
 
 
 def test_png_named_jpg_is_sniffed(tmp_path: Path) -> None:
@@ -167,3 +178,40 @@ def test_name_helpers() -> None:
     assert is_hidden("a/.DS_Store") and is_hidden("x/__MACOSX/f.jpg") and is_hidden("Thumbs.db")
     assert not is_hidden("data/glioma/a.jpg")
     assert is_image_name("A.JPG") and is_image_name("b.tiff") and not is_image_name("c.txt")
+
+
+def test_paths_that_are_not_regular_files_get_their_own_reason(tmp_path: Path) -> None:
+    import os
+
+    from brainmri.data.hashing import hash_file
+    from brainmri.inference.inputs import decode_path
+
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)  # reading it would block forever
+    (tmp_path / "loop_a").symlink_to(tmp_path / "loop_b")
+    (tmp_path / "loop_b").symlink_to(tmp_path / "loop_a")
+    (tmp_path / "dangling.png").symlink_to("/nonexistent/x.png")
+    cases = {fifo: "is not a regular file (a FIFO, device or socket)", tmp_path / "loop_a": "symbolic link loop",
+             tmp_path / "dangling.png": "broken symbolic link (to /nonexistent/x.png)", Path("/dev/zero"): "is not a regular file"}
+    for path, reason in cases.items():
+        for read in (read_image, decode_path):
+            with pytest.raises(ImageReadError, match=re.escape(f"{path}: {reason}")):
+                read(path)
+        assert hash_file(path).error.startswith(reason)
+
+
+def test_a_readable_signature_with_a_broken_header_or_an_odd_colour_mode_is_named_as_such(tmp_path: Path) -> None:
+    good = io.BytesIO()
+    Image.fromarray(gradient()).save(good, format="PNG")
+    data = bytearray(good.getvalue())
+    data[29] ^= 0xFF  # the IHDR checksum
+    with pytest.raises(ImageReadError, match=r"crc\.png: corrupt PNG header: the file starts as a PNG"):
+        decode_image_bytes(bytes(data), "crc.png")
+    lab = tmp_path / "lab.tif"
+    Image.merge("LAB", [Image.fromarray(gradient())] * 3).save(lab)
+    with pytest.raises(ImageReadError, match=r"lab\.tif: unsupported colour mode \(conversion from LAB"):
+        read_image(lab)
+    nan = tmp_path / "nan.tif"
+    Image.fromarray(np.full((20, 30), np.nan, dtype=np.float32)).save(nan)
+    with pytest.raises(ImageReadError, match=r"nan\.tif: image contains NaN or infinite values$"):
+        read_image(nan)

@@ -117,3 +117,14 @@ def test_describe_carries_the_disclaimer(tiny_clf) -> None:
     info = tiny_clf.describe()
     assert info["disclaimer"] == "For research use only; not a medical device."
     assert info["classes"] == tiny_clf.class_names and info["image_size"] == 64
+
+
+def test_a_multi_page_tiff_or_animated_gif_says_the_first_page_is_used(tiny_clf, tmp_path) -> None:
+    pages = [Image.fromarray(phantom(k, seed=k)) for k in range(3)]
+    pages[0].save(tmp_path / "stack.tif", save_all=True, append_images=pages[1:])
+    pages[0].save(tmp_path / "cine.gif", save_all=True, append_images=pages[1:])
+    pages[0].save(tmp_path / "one.tif")
+    tif, gif, one = tiny_clf.predict_batch([tmp_path / "stack.tif", tmp_path / "cine.gif", tmp_path / "one.tif"])
+    assert tif.info["note"] == "3 pages: the first one is used"
+    assert gif.info["note"] == "3 frames: the first one is used"
+    assert "note" not in one.info

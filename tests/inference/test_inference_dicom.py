@@ -90,8 +90,22 @@ def test_undecodable_transfer_syntax_is_a_clear_error(tmp_path) -> None:
     ds.PixelData = encapsulate([b"\x00" * 64])
     ds["PixelData"].VR = "OB"
     ds.save_as(path, enforce_file_format=True)
-    with pytest.raises(ImageReadError, match=r"mpeg.dcm: .*transfer syntax"):
+    with pytest.raises(ImageReadError, match=r"mpeg.dcm: .*transfer syntax MPEG2.*no installed decoder supports it; convert") as info:
         decode_path(path)
+    assert "install pylibjpeg" not in str(info.value)  # no plugin decodes MPEG-2: do not send the user to install one
+
+
+def test_a_missing_jpeg_plugin_is_named_for_a_jpeg_syntax(monkeypatch) -> None:
+    import importlib.util
+
+    from pydicom.uid import JPEG2000Lossless, MPEG2MPML
+
+    from brainmri.inference.dicom import _no_decoder
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda mod, *a: None if mod == "openjpeg" else real(mod, *a))
+    assert _no_decoder(JPEG2000Lossless, "JPEG 2000").endswith("no available decoder; install pylibjpeg-openjpeg")
+    assert "install pylibjpeg" not in _no_decoder(MPEG2MPML, "MPEG2")
 
 
 def test_patient_tags_never_in_output_or_logs(tmp_path, tiny_ckpt, caplog, capsys) -> None:

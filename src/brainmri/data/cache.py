@@ -38,8 +38,9 @@ def file_digest(path: str | Path) -> str:
 
 
 # Bump when the preprocessing *code* changes in a way the config does not capture (v2: frame
-# removal in the brain crop), so stale entries are never served.
-PREPROCESS_VERSION = 2
+# removal in the brain crop; v3: 16-bit and float rasters windowed at the 0.1 / 99.9 percentiles,
+# not min / max), so stale entries are never served.
+PREPROCESS_VERSION = 3
 
 
 class ImageCache:

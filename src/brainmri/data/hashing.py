@@ -39,13 +39,13 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from brainmri.data.datasets import DatasetIndex, Sample
-from brainmri.data.io import DEFAULT_MAX_PIXELS, as_gray_uint8, decode_image_bytes
+from brainmri.data.io import DEFAULT_MAX_PIXELS, as_gray_uint8, check_file, decode_image_bytes
 from brainmri.errors import ImageReadError
 
 log = logging.getLogger(__name__)
 
 CACHE_FILE = "hashes-v2.json"
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # v3: 16-bit / float rasters decoded with a percentile window (brainmri.data.io)
 HASH_SIZE = 16  # DCT block side: the hash has HASH_SIZE**2 = 256 bits
 HASH_BITS = HASH_SIZE * HASH_SIZE
 _WORDS = HASH_BITS // 64
@@ -121,8 +121,7 @@ def hash_file(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageHa
     """Fingerprint an image file; unreadable files give an ``ImageHash`` with ``error`` set."""
     p = Path(path)
     try:
-        if p.is_dir():
-            raise ImageReadError(str(p), "is a folder, not an image file")
+        check_file(p)
         data = p.read_bytes()
         if not data:
             raise ImageReadError(str(p), "file is empty (0 bytes)")

@@ -7,6 +7,7 @@ orientation. Zero-byte, truncated, corrupt or over-large images raise :class:`Im
 from __future__ import annotations
 
 import io
+import os
 import struct
 import warnings
 from pathlib import Path
@@ -38,6 +39,10 @@ def image_files(root: str | Path) -> list[Path]:
     return sorted(f for f in root.rglob("*") if f.is_file() and is_image_name(f) and not is_hidden(f.relative_to(root)))
 
 
+_SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"GIF8", "GIF"), (b"BM", "BMP"))
+HIGH_DEPTH_WINDOW = (0.1, 99.9)  # percentiles mapped to 0 / 255 for 16-bit and float rasters
+
+
 def _to_gray_uint8(img: Image.Image) -> np.ndarray:
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I", "F") or mode.startswith("I;"):
@@ -46,10 +51,14 @@ def _to_gray_uint8(img: Image.Image) -> np.ndarray:
             arr = arr.mean(axis=2)
         if not np.all(np.isfinite(arr)):
             raise ValueError("image contains NaN or infinite values")
-        lo, hi = float(arr.min()), float(arr.max())
+        # a robust window, as NIfTI volumes get: one hot (or cold) pixel must not black out the scan
+        sample = arr.ravel()[:: max(1, arr.size // 1_000_000)]
+        lo, hi = (float(v) for v in np.percentile(sample, HIGH_DEPTH_WINDOW))
+        if hi <= lo:
+            lo, hi = float(arr.min()), float(arr.max())
         if hi <= lo:
             return np.zeros(arr.shape, dtype=np.uint8)
-        return np.round((arr - lo) / (hi - lo) * 255.0).astype(np.uint8)
+        return np.round(np.clip((arr - lo) / (hi - lo), 0.0, 1.0) * 255.0).astype(np.uint8)
     if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))  # MRI background is black
@@ -77,12 +86,43 @@ def _decode(fp, name: str, max_pixels: int) -> np.ndarray:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageReadError(name, f"refused as a possible decompression bomb ({exc})") from None
     except UnidentifiedImageError:
+        head = fp.getvalue()[:8] if isinstance(fp, io.BytesIO) else b""
+        kind = next((k for sig, k in _SIGNATURES if head.startswith(sig)), None)
+        if kind:  # the signature is there, the header behind it is not (e.g. a bad PNG checksum)
+            raise ImageReadError(name, f"corrupt {kind} header: the file starts as a {kind} but its header cannot be read") from None
         raise ImageReadError(name, "not a recognised image format (content is not JPEG/PNG/BMP/TIFF)") from None
     except (OSError, SyntaxError, ValueError, EOFError, TypeError, KeyError, IndexError, struct.error) as exc:
         # Pillow's plugins signal malformed headers with any of these (TIFF: TypeError "Missing dimensions")
-        raise ImageReadError(name, f"corrupt or truncated image ({exc or type(exc).__name__})") from None
+        text = str(exc) or type(exc).__name__
+        if "conversion from" in text and "not supported" in text:  # a valid file in a colour mode Pillow cannot map to gray
+            raise ImageReadError(name, f"unsupported colour mode ({text})") from None
+        if text.startswith("image contains NaN"):
+            raise ImageReadError(name, text) from None
+        raise ImageReadError(name, f"corrupt or truncated image ({text})") from None
     except MemoryError:
         raise ImageReadError(name, "image too large to decode") from None
+
+
+def check_file(path: str | Path, folder: str = "is a folder, not an image file") -> None:
+    """Raise :class:`ImageReadError` naming ``path`` unless it is a regular file: not found, a
+    broken symbolic link (with its target), a symbolic link loop, a folder (``folder``), or a
+    FIFO / device / socket (reading one would block forever or never end, e.g. ``/dev/zero``)."""
+    p = Path(path)
+    if p.is_symlink() and not p.exists():
+        try:
+            p.resolve(strict=True)
+        except RuntimeError:  # Python < 3.13 reports a loop this way
+            raise ImageReadError(str(p), "symbolic link loop") from None
+        except OSError as exc:
+            if getattr(exc, "errno", None) == 40:  # ELOOP
+                raise ImageReadError(str(p), "symbolic link loop") from None
+        raise ImageReadError(str(p), f"broken symbolic link (to {os.readlink(p)})")
+    if not p.exists():
+        raise ImageReadError(str(p), "file not found")
+    if p.is_dir():
+        raise ImageReadError(str(p), folder)
+    if not p.is_file():
+        raise ImageReadError(str(p), "is not a regular file (a FIFO, device or socket); give an image file")
 
 
 def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -94,16 +134,13 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nda
 
     Returns:
         ``np.ndarray`` of shape ``(H, W)``, dtype ``uint8``. Alpha is composited on black;
-        16-bit images are min-max scaled to 8 bits; EXIF orientation is applied.
+        16-bit and float images are windowed at the 0.1 / 99.9 percentiles; EXIF orientation is applied.
 
     Raises:
         ImageReadError: missing, empty, corrupt, truncated, non-image or over-large file.
     """
     p = Path(path)
-    if not p.exists():
-        raise ImageReadError(str(p), "file not found")
-    if p.is_dir():
-        raise ImageReadError(str(p), "is a folder, not an image file")
+    check_file(p)
     try:
         size = p.stat().st_size
     except OSError as exc:

@@ -108,21 +108,27 @@ def _decode_pixels(ds: Any, name: str, max_pixels: int) -> np.ndarray:
         if "exceptions were raised by all available plugins" in str(exc):  # decoders there, data broken
             first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else ""
             raise ImageReadError(name, f"corrupt compressed DICOM pixel data (transfer syntax {ts_text}; {first[:160]})") from None
-        raise ImageReadError(
-            name,
-            f"cannot decode DICOM pixel data with transfer syntax {ts_text}: no available decoder "
-            f"(RuntimeError); install pylibjpeg, pylibjpeg-libjpeg and pylibjpeg-openjpeg",
-        ) from None
-    except (NotImplementedError, ImportError) as exc:
-        raise ImageReadError(
-            name,
-            f"cannot decode DICOM pixel data with transfer syntax {ts_text}: no available decoder "
-            f"({type(exc).__name__}); install pylibjpeg, pylibjpeg-libjpeg and pylibjpeg-openjpeg",
-        ) from None
+        raise ImageReadError(name, _no_decoder(ts, ts_text)) from None
+    except (NotImplementedError, ImportError):
+        raise ImageReadError(name, _no_decoder(ts, ts_text)) from None
     except Exception as exc:  # noqa: BLE001 - corrupt pixel data raises many types
         raise ImageReadError(name, f"corrupt DICOM pixel data ({type(exc).__name__}, transfer syntax {ts_text})") from None
     finally:
         quiet.setLevel(level)
+
+
+def _no_decoder(ts: Any, ts_text: str) -> str:
+    """Why compressed pixel data cannot be decoded, with advice that can help: the JPEG-family
+    plugins when one is missing, otherwise that the syntax is not supported (e.g. MPEG-2 video)."""
+    import importlib.util
+
+    jpeg_family = ts is not None and any(k in str(getattr(ts, "name", "")) for k in ("JPEG", "RLE"))
+    missing = [pkg for pkg, mod in (("pylibjpeg", "pylibjpeg"), ("pylibjpeg-libjpeg", "libjpeg"), ("pylibjpeg-openjpeg", "openjpeg"))
+               if importlib.util.find_spec(mod) is None]
+    if jpeg_family and missing:
+        return f"cannot decode DICOM pixel data with transfer syntax {ts_text}: no available decoder; install {', '.join(missing)}"
+    return (f"cannot decode DICOM pixel data with transfer syntax {ts_text}: no installed decoder supports it; "
+            "convert the file to an uncompressed or JPEG transfer syntax (e.g. gdcmconv --raw)")
 
 
 def _frames_array(ds: Any, arr: np.ndarray, name: str) -> tuple[np.ndarray, bool]:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from brainmri.data.io import DEFAULT_MAX_PIXELS, as_gray_uint8, decode_image_bytes
+from brainmri.data.io import DEFAULT_MAX_PIXELS, as_gray_uint8, check_file, decode_image_bytes
 from brainmri.errors import ImageReadError
 from brainmri.inference.ood import colorfulness, colorfulness_of_source
 from brainmri.inference.sniff import RASTER_FORMATS, sniff_bytes
@@ -82,16 +82,29 @@ def decode_bytes(
     assert fmt in RASTER_FORMATS
     gray = decode_image_bytes(data, name=name, max_pixels=max_pixels)
     info = {"format": fmt, "height": int(gray.shape[0]), "width": int(gray.shape[1])}
+    frames = _frame_count(data) if fmt in ("tiff", "gif", "webp", "png") else 1
+    if frames > 1:  # as a 4-D NIfTI: say which one was read
+        info["note"] = f"{frames} {'pages' if fmt == 'tiff' else 'frames'}: the first one is used"
     return DecodedInput(name, [gray], None, colorfulness_of_source(data), info)
+
+
+def _frame_count(data: bytes) -> int:
+    """Pages of a TIFF, frames of an animated GIF / WebP / PNG (1 when unknown)."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    try:
+        with Image.open(BytesIO(data)) as img:
+            return int(getattr(img, "n_frames", 1))
+    except Exception:  # noqa: BLE001 - the first frame decoded; a count is only a note
+        return 1
 
 
 def decode_path(path: str | Path, **kwargs: Any) -> DecodedInput:
     """Read and decode a file (see :func:`decode_bytes`)."""
     p = Path(path)
-    if not p.exists():
-        raise ImageReadError(str(p), "file not found")
-    if p.is_dir():
-        raise ImageReadError(str(p), "is a folder, not a file")
+    check_file(p, folder="is a folder, not a file")
     try:
         size = p.stat().st_size
         if size > MAX_FILE_BYTES:
