@@ -76,8 +76,12 @@ def test_multiframe_is_a_volume(tmp_path, tiny_clf) -> None:
 
 def test_missing_pixel_data_names_the_file(tmp_path) -> None:
     path = make_dicom(tmp_path / "nopix.dcm", _ramp(), pixel_data=False)
-    with pytest.raises(ImageReadError, match="nopix.dcm.*no pixel data"):
+    with pytest.raises(ImageReadError, match=r"nopix.dcm: DICOM file declares an image \(Rows, Columns\) but holds no pixel data: truncated"):
         decode_path(path)
+    cut = tmp_path / "cut.dcm"
+    cut.write_bytes(b"\x00" * 128 + b"DICM")  # the preamble and nothing after it
+    with pytest.raises(ImageReadError, match=r"cut.dcm: DICOM file holds no data elements: empty or truncated"):
+        decode_path(cut)
 
 
 def test_undecodable_transfer_syntax_is_a_clear_error(tmp_path) -> None:

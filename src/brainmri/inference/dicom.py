@@ -90,6 +90,10 @@ def minmax_to_uint8(values: np.ndarray) -> np.ndarray:
 
 def _decode_pixels(ds: Any, name: str, max_pixels: int) -> np.ndarray:
     if not any(tag in ds for tag in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
+        if "Rows" in ds and "Columns" in ds:  # it describes an image whose pixels never came
+            raise ImageReadError(name, "DICOM file declares an image (Rows, Columns) but holds no pixel data: truncated or incomplete file?")
+        if len(ds) == 0:
+            raise ImageReadError(name, "DICOM file holds no data elements: empty or truncated")
         raise ImageReadError(name, "DICOM file has no pixel data (not an image, e.g. a report or DICOMDIR)")
     try:
         declared = int(ds.get("Rows", 0) or 0) * int(ds.get("Columns", 0) or 0) * int(ds.get("NumberOfFrames", 1) or 1)
