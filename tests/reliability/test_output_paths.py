@@ -22,6 +22,21 @@ def test_output_file_checks_name_the_flag_and_the_problem(tmp_path):
         check_output_file("/proc/nope/x.json", "--json")
 
 
+def test_an_output_never_replaces_a_scan_of_the_dataset_or_a_device(tmp_path, phantom_split, capsys):
+    scan = next((phantom_split / "Testing" / "glioma").iterdir())
+    before = scan.read_bytes()
+    with pytest.raises(OutputPathError, match=r"^--json .*glioma.*: is an existing file inside the dataset .*; writing there would destroy it"):
+        check_output_file(scan, "--json", not_same_as=[phantom_split])
+    with pytest.raises(OutputPathError, match=r"^--montage .*pairs.png: is an image name inside the dataset .*add it to the dataset as a scan"):
+        check_output_file(phantom_split / "Training" / "pairs.png", "--montage", not_same_as=[phantom_split])
+    check_output_file(phantom_split / "summary.json", "--json", not_same_as=[phantom_split])  # a new non-image file there: fine
+    check_output_file(tmp_path / "scan.png", "--montage", not_same_as=[phantom_split])  # outside: fine
+    with pytest.raises(OutputPathError, match=r"^--json /dev/full: is not a regular file"):
+        check_output_file("/dev/full", "--json")
+    assert cli_main.main(["data", "audit", str(phantom_split), "--json", str(scan)]) == 2
+    assert "inside the dataset" in capsys.readouterr().err and scan.read_bytes() == before
+
+
 def test_output_dir_checks(tmp_path):
     afile = tmp_path / "afile"
     afile.write_text("x")

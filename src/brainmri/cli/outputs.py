@@ -31,13 +31,25 @@ def _creatable_dir(d: Path, flag: str, path: str | Path) -> None:
 
 
 def check_output_file(path: str | Path | None, flag: str, *, not_same_as: list[str | Path] = ()) -> None:
-    """Refuse ``path`` as an output *file* if it is a folder, lies under a file or in a place that
-    cannot be written, or is one of the inputs in ``not_same_as`` (writing would destroy it)."""
+    """Refuse ``path`` as an output *file* if it is a folder, not a regular file (a device, FIFO),
+    lies under a file or in a place that cannot be written, is one of the inputs in
+    ``not_same_as`` (writing would destroy it), or lies inside an input *folder* there (a dataset)
+    as an existing file or an image name (it would replace a scan, or join the dataset as one)."""
+    from brainmri.data.io import is_image_name
+
     if path is None:
         return
     p = Path(path).expanduser()
     if p.is_dir():
         raise OutputPathError(f"{flag} {path}: is a folder; give a file name")
+    if p.exists() and not p.is_file():
+        raise OutputPathError(f"{flag} {path}: is not a regular file (a device or FIFO); give a file name")
+    for src in not_same_as:
+        folder = Path(src).expanduser()
+        if folder.is_dir() and _under(p, folder) and (p.exists() or is_image_name(p)):
+            what = "an existing file" if p.exists() else "an image name"
+            raise OutputPathError(f"{flag} {path}: is {what} inside the dataset {src}; writing there would "
+                                  f"{'destroy it' if p.exists() else 'add it to the dataset as a scan'}; write outside it")
     for src in not_same_as:
         try:
             same = p.exists() and Path(src).exists() and os.path.samefile(p, src)  # symlinks and hard links too
@@ -48,6 +60,13 @@ def check_output_file(path: str | Path | None, flag: str, *, not_same_as: list[s
     if p.exists() and not os.access(p, os.W_OK):
         raise OutputPathError(f"{flag} {path}: the file is read-only")
     _creatable_dir(p.parent if str(p.parent) else Path("."), flag, path)
+
+
+def _under(p: Path, folder: Path) -> bool:
+    try:
+        return p.resolve().is_relative_to(folder.resolve())
+    except (OSError, RuntimeError):
+        return False
 
 
 def check_output_dir(path: str | Path | None, flag: str) -> None:
