@@ -50,6 +50,16 @@ def test_flat_folder_is_scored_whole_with_a_leak_note(ckpt, flat, capsys):
     assert "n=40" in out and "scoring all 40 images" in out and "leakage: not checked" in out
 
 
+def test_the_models_own_training_folder_is_not_passed_off_as_a_test(base, capsys):
+    split = make_phantom_dataset(base / "trained_from", layout="split", n_per_class=4, test_per_class=3, size=32, seed=3)
+    model = _checkpoint(base / "own.safetensors", data={"root": str(split), "split": "auto"})
+    r = evaluate_checkpoint(model, split / "Training", n_boot=20)
+    assert r["leak_note"].startswith(f"WARNING: {split / 'Training'} lies inside {split}, the folder this model was trained from")
+    assert "no test result" in r["leak_note"]
+    r = evaluate_checkpoint(model, split / "Testing", n_boot=20)  # its test split: the plain note
+    assert "not checked" in r["leak_note"] and "WARNING" not in r["leak_note"]
+
+
 def test_test_only_split_folder_is_evaluated(ckpt, base):
     split = make_phantom_dataset(base / "split_for_tonly", layout="split", n_per_class=4, test_per_class=3, size=32, seed=2)
     tonly = base / "tonly"
