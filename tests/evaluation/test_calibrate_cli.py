@@ -61,5 +61,7 @@ def test_calibrate_refuses_the_input_as_output_an_existing_file_and_too_few_imag
     assert main(["calibrate", str(ckpt), "--data", str(tiny), "-o", str(tmp_path / "t.safetensors")]) == 2
     err = capsys.readouterr().err
     assert "only 12 readable images" in err and "needs at least 20" in err and not (tmp_path / "t.safetensors").exists()
+    assert main(["calibrate", str(ckpt), "--data", str(flat), "-o", str(tmp_path / "b.safetensors"), "--batch-size", "0"]) == 2
+    assert "--batch-size=0 must be >= 1" in capsys.readouterr().err
     assert main(["calibrate", str(ckpt), "--data", str(flat), "-o", str(tmp_path / "s.safetensors"), "--split", "bogus"]) == 2
     assert "--split 'bogus' is not valid" in capsys.readouterr().err

@@ -238,6 +238,19 @@ def test_an_epoch_interrupted_mid_way_resumes_on_the_scans_it_had_not_reached(sm
     assert len(set(drawn[per_epoch - len(trained):])) == per_epoch and drawn[per_epoch - len(trained):] != first  # epoch 1: a new order
 
 
+def test_resume_from_a_damaged_last_checkpoint_is_one_clear_error(small, monkeypatch):
+    cfg = small(epochs=2)
+    run = Path(cfg.train.output_dir) / "run"
+    with_callback(monkeypatch, _SignalAt(0, 1, lambda: os.kill(os.getpid(), signal.SIGTERM)))
+    with pytest.raises(TrainingInterrupted):
+        run_training(cfg, progress=False)
+    monkeypatch.undo()
+    last = run / "lightning" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[:200])  # a copy cut short
+    with pytest.raises(CheckpointError, match=r"last.ckpt: not a readable training checkpoint \(\w+\); it cannot be resumed"):
+        run_training(cfg, resume=run, progress=False)
+
+
 def test_ctrl_c_after_an_epoch_exits_130_and_marks_the_uncalibrated_best(small, phantom_split, monkeypatch, capsys):
     from brainmri.cli.main import main
 

@@ -29,6 +29,8 @@ def run(args) -> int:
     src = Path(args.checkpoint)
     if src.is_file() and looks_like_onnx(src):
         raise CheckpointError(f"{src}: is an ONNX model; calibrate the .safetensors checkpoint, then export it again")
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size={args.batch_size} must be >= 1")
     split = SPLIT_NAMES.get(str(args.split).lower()) if args.split else None
     if args.split and split is None:
         raise ConfigError(f"--split {args.split!r} is not valid; choose one of: train, val, test")

@@ -33,7 +33,7 @@ from brainmri.data.cache import resolve_cache_dir
 from brainmri.data.datasets import DatasetIndex, load_dataset
 from brainmri.data.sampling import ResumableRandomSampler, balanced_sampler
 from brainmri.data.torchdata import ImageDataset, PreparedImages, ResumableLoader
-from brainmri.errors import BrainMRIError, ConfigError
+from brainmri.errors import BrainMRIError, CheckpointError, ConfigError
 from brainmri.models import create_model
 from brainmri.preprocess.augment import build_augment
 from brainmri.training.callbacks import (
@@ -320,8 +320,8 @@ def _train_steps(cfg: RunConfig, run_dir: Path, last: Path | None, progress: boo
     sigterm.restore()  # Lightning's own handler takes over inside fit
     os.environ[ENV_RUN_DIR] = f"{key}:{run_dir}"  # DDP ranks started as subprocesses adopt this run directory
     try:
-        if last and trainer.world_size == 1:
-            _resume_epoch_order(train_dl, last, steps)
+        if last:
+            _resume_epoch_order(train_dl, last, steps, one_process=trainer.world_size == 1)
         trainer.fit(module, train_dl, val_dl, ckpt_path=str(last) if last else None)
     except TrainingDiverged as exc:
         raise TrainingDiverged(f"{exc}; {_kept(run_dir, best_path, interrupted=False)}") from None
@@ -409,10 +409,17 @@ def finalize_checkpoint(path: Path, val_images: PreparedImages, cfg: RunConfig) 
     return out
 
 
-def _resume_epoch_order(loader, last: Path, n_batches: int) -> None:
-    """When ``last`` was saved mid-epoch, make ``loader`` draw that epoch's order again and skip
-    the batches already trained on (one process only: a DDP run shards its own sampler)."""
-    state = torch.load(last, map_location="cpu", weights_only=False)
+def _resume_epoch_order(loader, last: Path, n_batches: int, one_process: bool = True) -> None:
+    """Check that ``last`` can be read (a clear error, not an unpickling traceback) and, when it was
+    saved mid-epoch, make ``loader`` draw that epoch's order again and skip the batches already
+    trained on (``one_process`` only: a DDP run shards its own sampler)."""
+    try:
+        state = torch.load(last, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - truncated or overwritten files raise many types
+        raise CheckpointError(f"{last}: not a readable training checkpoint ({type(exc).__name__}); it cannot be resumed — "
+                              "restore it from a copy, or start the run again with --overwrite") from None
+    if not isinstance(state, dict) or not one_process:
+        return
     fit = (state.get("loops") or {}).get("fit_loop") or {}
     done = int(((fit.get("epoch_loop.batch_progress") or {}).get("current") or {}).get("completed", 0))
     saved = [s for s in (fit.get("state_dict") or {}).get("combined_loader") or [] if s.get("sampler")]
