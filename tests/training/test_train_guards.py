@@ -251,6 +251,24 @@ def test_resume_from_a_damaged_last_checkpoint_is_one_clear_error(small, monkeyp
         run_training(cfg, resume=run, progress=False)
 
 
+def test_resume_refuses_a_dataset_that_changed_since_the_run_started(small, monkeypatch, tmp_path):
+    import shutil
+
+    cfg = small(epochs=2)
+    data = tmp_path / "data"
+    shutil.copytree(cfg.data.root, data)
+    cfg.data.root = str(data)
+    run = Path(cfg.train.output_dir) / "run"
+    with_callback(monkeypatch, _SignalAt(0, 1, lambda: os.kill(os.getpid(), signal.SIGTERM)))
+    with pytest.raises(TrainingInterrupted):
+        run_training(cfg, progress=False)
+    monkeypatch.undo()
+    for p in sorted((data / "Training" / "glioma").iterdir())[:3]:
+        p.unlink()
+    with pytest.raises(ConfigError, match=r"data: the dataset changed since this run started \((\d+) images then, (\d+) now"):
+        run_training(cfg, resume=run, progress=False)
+
+
 def test_ctrl_c_after_an_epoch_exits_130_and_marks_the_uncalibrated_best(small, phantom_split, monkeypatch, capsys):
     from brainmri.cli.main import main
 

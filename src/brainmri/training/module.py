@@ -109,6 +109,8 @@ class ClassifierModule(pl.LightningModule):
             "numpy": [name, keys.tolist(), int(pos), int(has_gauss), float(gauss)],
             "python": [version, list(internal), gauss_next],
         }
+        if getattr(self, "data_fingerprint", None):  # so --resume can tell the dataset changed since
+            checkpoint["brainmri_data"] = {"fingerprint": self.data_fingerprint, "n_images": int(getattr(self, "data_images", 0))}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         states = checkpoint.get("rng_states")

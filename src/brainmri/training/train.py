@@ -277,6 +277,7 @@ def _train_steps(cfg: RunConfig, run_dir: Path, last: Path | None, progress: boo
 
     fingerprint = data_fingerprint(index)
     counts = index.counts()
+    module.data_fingerprint, module.data_images = fingerprint, len(index.samples)
 
     def make_meta(metrics: dict) -> CheckpointMeta:
         return CheckpointMeta(
@@ -321,7 +322,7 @@ def _train_steps(cfg: RunConfig, run_dir: Path, last: Path | None, progress: boo
     os.environ[ENV_RUN_DIR] = f"{key}:{run_dir}"  # DDP ranks started as subprocesses adopt this run directory
     try:
         if last:
-            _resume_epoch_order(train_dl, last, steps, one_process=trainer.world_size == 1)
+            _resume_epoch_order(train_dl, last, steps, one_process=trainer.world_size == 1, data=(fingerprint, len(index.samples), d.root))
         trainer.fit(module, train_dl, val_dl, ckpt_path=str(last) if last else None)
     except TrainingDiverged as exc:
         raise TrainingDiverged(f"{exc}; {_kept(run_dir, best_path, interrupted=False)}") from None
@@ -409,16 +410,24 @@ def finalize_checkpoint(path: Path, val_images: PreparedImages, cfg: RunConfig) 
     return out
 
 
-def _resume_epoch_order(loader, last: Path, n_batches: int, one_process: bool = True) -> None:
+def _resume_epoch_order(loader, last: Path, n_batches: int, one_process: bool = True, data: tuple | None = None) -> None:
     """Check that ``last`` can be read (a clear error, not an unpickling traceback) and, when it was
     saved mid-epoch, make ``loader`` draw that epoch's order again and skip the batches already
-    trained on (``one_process`` only: a DDP run shards its own sampler)."""
+    trained on (``one_process`` only: a DDP run shards its own sampler). ``data``: the dataset's
+    ``(fingerprint, images, root)`` now, refused when the checkpoint recorded another one."""
     try:
         state = torch.load(last, map_location="cpu", weights_only=False)
     except Exception as exc:  # noqa: BLE001 - truncated or overwritten files raise many types
         raise CheckpointError(f"{last}: not a readable training checkpoint ({type(exc).__name__}); it cannot be resumed — "
                               "restore it from a copy, or start the run again with --overwrite") from None
-    if not isinstance(state, dict) or not one_process:
+    if not isinstance(state, dict):
+        return
+    saved_data = state.get("brainmri_data") or {}
+    if data and saved_data.get("fingerprint") and saved_data["fingerprint"] != data[0]:
+        raise ConfigError(f"{data[2]}: the dataset changed since this run started ({saved_data.get('n_images')} images then, {data[1]} now, "
+                          "or other files / labels / splits); resuming would train and calibrate on a different set than the "
+                          "epochs so far — restore the data, or start a new run (--run-name NAME, or --overwrite)")
+    if not one_process:
         return
     fit = (state.get("loops") or {}).get("fit_loop") or {}
     done = int(((fit.get("epoch_loop.batch_progress") or {}).get("current") or {}).get("completed", 0))
