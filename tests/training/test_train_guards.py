@@ -269,6 +269,27 @@ def test_resume_refuses_a_dataset_that_changed_since_the_run_started(small, monk
         run_training(cfg, resume=run, progress=False)
 
 
+def test_a_second_run_into_a_live_runs_directory_is_refused_and_a_stale_lock_is_taken_over(small):
+    import socket
+
+    from brainmri.training.rundir import LOCK
+
+    cfg = small()
+    run = Path(cfg.train.output_dir) / "run"
+    run.mkdir(parents=True)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # the first run, still training
+    try:
+        (run / LOCK).write_text(f"{other.pid} {socket.gethostname()}\n")
+        with pytest.raises(ConfigError, match=rf"run: another brainmri train \(pid {other.pid}\) is writing into this run directory"):
+            run_training(cfg, progress=False)
+        assert not (run / "best.safetensors").exists() and (run / LOCK).exists()  # its lock is left alone
+    finally:
+        other.kill()
+        other.wait()
+    result = run_training(cfg, progress=False)  # that pid is gone now: a stale lock, taken over
+    assert Path(result.checkpoint).is_file() and not (run / LOCK).exists()  # and released at the end
+
+
 def test_ctrl_c_after_an_epoch_exits_130_and_marks_the_uncalibrated_best(small, phantom_split, monkeypatch, capsys):
     from brainmri.cli.main import main
 

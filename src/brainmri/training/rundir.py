@@ -121,3 +121,64 @@ def load_config_for_resume(run_dir: str | Path) -> RunConfig:
     if not p.is_file():
         raise ConfigError(f"{run_dir}: not a brainmri run directory (no config.yaml)")
     return load_run_config(p)
+
+
+LOCK = ".brainmri-train.lock"  # held while a run writes into its directory
+
+
+class RunDirLock:
+    """One training process per run directory: a lock file made with ``O_EXCL`` naming the pid
+    and host that holds it. A second ``brainmri train`` (or ``--resume``) into the same
+    directory is refused while the first lives; a lock left by a killed run (its pid gone) is
+    taken over. Released on exit, whatever happened."""
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / LOCK
+        self.held = False
+
+    def __enter__(self) -> "RunDirLock":
+        import socket
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        me = socket.gethostname()
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                pid, host = _lock_holder(self.path)
+                if pid and host != me:
+                    raise ConfigError(f"{self.path.parent}: a brainmri train on {host} (pid {pid}) holds this run directory; "
+                                      f"if that run is gone, delete {self.path}") from None
+                if pid and _alive(pid):
+                    raise ConfigError(f"{self.path.parent}: another brainmri train (pid {pid}) is writing into this run directory; "
+                                      "wait for it to finish, or pick another --run-name") from None
+                self.path.unlink(missing_ok=True)  # left by a run that was killed
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(f"{os.getpid()} {me}\n")
+            self.held = True
+            return self
+        raise ConfigError(f"{self.path.parent}: cannot take the run directory's lock {self.path}")
+
+    def __exit__(self, *exc) -> None:
+        if self.held:
+            self.path.unlink(missing_ok=True)
+            self.held = False
+
+
+def _lock_holder(path: Path) -> tuple[int | None, str | None]:
+    try:
+        pid, host = path.read_text().split()[:2]
+        return int(pid), host
+    except (OSError, ValueError):
+        return None, None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True

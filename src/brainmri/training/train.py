@@ -6,6 +6,7 @@ TensorBoard ``logs/`` and ``lightning/last.ckpt`` (for ``--resume``).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -52,6 +53,7 @@ from brainmri.training.module import ClassifierModule
 from brainmri.training.preflight import check_classes, check_environment, check_readable_classes
 from brainmri.training.rundir import (
     ENV_RUN_DIR,
+    RunDirLock,
     check_resumable,
     check_run_dir_free,
     default_run_name,
@@ -163,9 +165,10 @@ def run_training(cfg: RunConfig, resume: str | Path | None = None, progress: boo
     check_output_dir(run_dir)
     stashed = overwrite and resume is None and inherited is None and holds_run(run_dir)
     try:
-        if stashed:
-            stash_previous_run(run_dir)
-        result = _train(cfg, run_dir, last, progress, key)
+        with RunDirLock(run_dir) if inherited is None else contextlib.nullcontext():  # DDP ranks share their launcher's
+            if stashed:
+                stash_previous_run(run_dir)
+            result = _train(cfg, run_dir, last, progress, key)
     except BaseException as exc:
         if created and inherited is None:
             remove_if_empty_run(run_dir)
