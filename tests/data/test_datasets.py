@@ -380,6 +380,23 @@ def test_cli_synth_and_export_npz_round_trip(tmp_path: Path) -> None:
     assert again.counts()["test"] == {"notumor": 2, "tumor": 6}
 
 
+def test_export_npz_never_replaces_its_input_or_an_existing_file_and_names_what_it_writes(tmp_path: Path, capsys) -> None:
+    from brainmri.cli.main import main
+
+    assert main(["data", "synth", str(tmp_path / "s"), "--n-per-class", "3", "--size", "32"]) == 0
+    npz = tmp_path / "set.npz"
+    assert main(["data", "export-npz", str(tmp_path / "s"), "--out", str(tmp_path / "set"), "--size", "24"]) == 0
+    assert f"{npz}: " in capsys.readouterr().out and npz.is_file()  # the name numpy writes, said as such
+    before = npz.read_bytes()
+    assert main(["data", "export-npz", str(npz), "--out", str(npz), "--size", "24", "--force"]) == 2
+    assert "is the input file" in capsys.readouterr().err and npz.read_bytes() == before
+    assert main(["data", "export-npz", str(tmp_path / "s"), "--out", str(npz), "--size", "24"]) == 2
+    assert "the file exists; pass --force" in capsys.readouterr().err and npz.read_bytes() == before
+    assert main(["data", "export-npz", str(tmp_path / "s"), "--out", str(npz), "--size", "32", "--force"]) == 0
+    with np.load(npz) as z:
+        assert z["images"].shape[1:] == (32, 32)
+
+
 def test_cli_bad_input_exits_2(tmp_path: Path, capsys) -> None:
     from brainmri.cli.main import main
 

@@ -56,20 +56,31 @@ def run_export_npz(args: argparse.Namespace) -> int:
     from brainmri.data.datasets import load_dataset
     from brainmri.data.torchdata import PreparedImages
 
+    import io
+
+    from brainmri.checkpoint import atomic_write_bytes
+    from brainmri.cli.outputs import OutputPathError, check_output_file
+
     if not (16 <= args.size <= 1024):
         raise ConfigError(f"--size={args.size} must be between 16 and 1024")
+    out = Path(args.out)
+    if out.suffix.lower() != ".npz":  # numpy would add it behind our back; say the real name
+        out = out.with_name(out.name + ".npz")
+    check_output_file(out, "--out", not_same_as=[args.root])  # never over the input NPZ, nor a scan inside the dataset
+    if out.exists() and not args.force:
+        raise OutputPathError(f"--out {out}: the file exists; pass --force to replace it")
     index = load_dataset(_data_config(args))
     pre = PreprocessConfig(image_size=args.size, crop=not args.no_crop)
     prepared = PreparedImages(index.samples, pre, arrays=index.arrays)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
     np.savez_compressed(
-        out,
+        buf,
         images=np.stack(prepared.images).astype(np.uint8),
         labels=np.array([s.label for s in prepared.samples], dtype=np.int64),
         class_names=np.array(index.class_names),
         split=np.array([s.split for s in prepared.samples]),
     )
+    atomic_write_bytes(out, buf.getvalue())  # a full disk or a crash leaves the old file or none, never half of one
     print(f"{out}: {len(prepared.samples)} images at {args.size} px, classes {', '.join(index.class_names)}"
           + (f"; {len(prepared.failures)} unreadable skipped" if prepared.failures else ""))
     return 0
@@ -123,6 +134,7 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, help="output .npz file")
     p.add_argument("--size", type=int, default=128, help="image side in pixels (default 128)")
     p.add_argument("--no-crop", action="store_true", help="skip the brain crop")
+    p.add_argument("--force", action="store_true", help="replace an existing --out file (never the input)")
     p.set_defaults(func=run_export_npz)
 
     p = subparsers.add_parser("counts", help="print images per class and split", description="Find a dataset and print its class counts per split.")
