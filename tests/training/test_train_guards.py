@@ -89,6 +89,27 @@ def test_an_existing_run_is_refused_and_overwrite_replaces_it(small, phantom_spl
     assert (run / "notes.txt").read_text() == "mine"  # only the run's own files are replaced
 
 
+def test_a_folder_that_is_no_run_is_never_written_into(small, phantom_split):
+    cfg = small()
+    cfg.train.output_dir, cfg.train.run_name = str(phantom_split.parent), phantom_split.name  # the run folder = the dataset
+    for overwrite in (False, True):
+        with pytest.raises(ConfigError, match=rf"{phantom_split.name} is not a brainmri run directory \(it holds Testing, Training\)"):
+            run_training(cfg, progress=False, overwrite=overwrite)
+    assert sorted(p.name for p in phantom_split.iterdir()) == ["Testing", "Training"]  # nothing written there
+
+
+def test_overwrite_never_drops_the_run_an_earlier_interrupted_overwrite_kept(small):
+    from brainmri.training.rundir import STASH
+
+    first = run_training(small(), progress=False)
+    kept = first.run_dir / STASH
+    kept.mkdir()
+    (kept / "best.safetensors").write_bytes(b"the older run")
+    with pytest.raises(ConfigError, match=rf"an earlier --overwrite that did not finish kept the run it was replacing in .*{STASH}"):
+        run_training(small(), progress=False, overwrite=True)
+    assert (kept / "best.safetensors").read_bytes() == b"the older run" and Path(first.checkpoint).is_file()
+
+
 def test_a_failed_overwrite_puts_the_previous_run_back(small, monkeypatch):
     import brainmri.training.train as train_mod
 

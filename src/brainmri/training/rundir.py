@@ -49,7 +49,17 @@ def holds_run(run_dir: Path) -> bool:
 
 
 def check_run_dir_free(run_dir: Path, overwrite: bool = False) -> None:
-    """Refuse to start a new run in a directory that already holds one (unless ``overwrite``)."""
+    """Refuse to start a new run in a directory that already holds one (unless ``overwrite``), or
+    in one that no run ever wrote to yet holds other things (a dataset, someone's own folder: even
+    with ``overwrite``, since a run would write its config.yaml, metrics.csv and folders among
+    them). Notes kept beside a run's own files are fine."""
+    traces = run_dir.is_dir() and any((run_dir / n).exists() for n in RUN_FILES + RUN_FOLDERS)
+    foreign = [] if traces else sorted(p.name for p in run_dir.iterdir() if p.name not in RUN_FILES + RUN_FOLDERS + (STASH, LOCK)
+                     and not p.name.startswith(("rank-", ".write-test"))) if run_dir.is_dir() else []
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise ConfigError(f"{run_dir} is not a brainmri run directory (it holds {shown}); a run would write among those files — "
+                          "pick another --run-name or --output-dir")
     if overwrite or not holds_run(run_dir):
         return
     raise ConfigError(
@@ -65,8 +75,9 @@ def stash_previous_run(run_dir: Path) -> Path:
     """Move the files a previous run wrote into ``run_dir`` aside (anything else stays), so that
     nothing of the old run survives next to the new one, yet nothing is lost if the new one fails."""
     stash = run_dir / STASH
-    if stash.exists():
-        shutil.rmtree(stash)
+    if stash.exists():  # the run an earlier, interrupted --overwrite said it kept: never dropped unasked
+        raise ConfigError(f"{run_dir}: an earlier --overwrite that did not finish kept the run it was replacing in {stash}; "
+                          f"move or delete {stash} first (or --resume {run_dir} to finish that newer run)")
     stash.mkdir()
     for p in [*(run_dir / n for n in RUN_FILES + RUN_FOLDERS), *run_dir.glob("rank-*.json")]:
         if p.exists():
