@@ -403,6 +403,15 @@ def test_cli_bad_input_exits_2(tmp_path: Path, capsys) -> None:
     assert main(["data", "counts", str(tmp_path / "missing")]) == 2
     assert "missing: dataset folder not found" in capsys.readouterr().err
     assert main(["data", "synth", str(tmp_path / "s"), "--formats", "gif"]) == 2
+    mine = tmp_path / "mine" / "glioma"
+    mine.mkdir(parents=True)
+    (mine / "glioma_0000.png").write_bytes(b"a real scan")
+    assert main(["data", "synth", str(tmp_path / "mine"), "--layout", "flat"]) == 2
+    assert "mine: is not empty; synth writes a new dataset" in capsys.readouterr().err
+    assert (mine / "glioma_0000.png").read_bytes() == b"a real scan"  # never replaced
+    for bad, says in ((["--test-per-class", "-1"], "--test-per-class=-1 must be >= 1"), (["--classes", "a,b,a"], "names a class twice")):
+        assert main(["data", "synth", str(tmp_path / "new"), *bad]) == 2
+        assert says in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------------------------- real data

@@ -44,6 +44,14 @@ def run_synth(args: argparse.Namespace) -> int:
         raise ConfigError(f"--size={args.size} must be between 16 and 1024")
     if args.n_per_class < 1:
         raise ConfigError(f"--n-per-class={args.n_per_class} must be >= 1")
+    if args.test_per_class is not None and args.test_per_class < 1:
+        raise ConfigError(f"--test-per-class={args.test_per_class} must be >= 1")
+    if len(set(classes)) != len(classes):
+        raise ConfigError(f"--classes {args.classes!r} names a class twice")
+    out = Path(args.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ConfigError(f"{out}: {'is a file' if not out.is_dir() else 'is not empty'}; synth writes a new dataset into an empty "
+                          "or new folder (it would replace files of the same names)")
     path = make_phantom_dataset(
         args.out, layout=args.layout, class_names=classes, n_per_class=args.n_per_class, size=args.size,
         seed=args.seed, test_per_class=args.test_per_class, formats=formats,
