@@ -203,7 +203,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], Checkpoi
 
     p = Path(path)
     if not p.is_file():
-        raise CheckpointError(f"{p}: checkpoint file not found")
+        raise CheckpointError(f"{p}: " + ("is a folder, not a checkpoint file (a run folder holds best.safetensors)" if p.is_dir() else "checkpoint file not found"))
     try:
         with open(p, "rb") as f:
             head = f.read(8)

@@ -55,6 +55,10 @@ def test_missing_path_and_empty_glob_are_errors(tiny_ckpt, phantom_files, tmp_pa
 def test_user_errors_exit_2(tiny_ckpt, phantom_files, tmp_path, capsys) -> None:
     assert main(["predict", str(phantom_files["png"]), "-c", str(tmp_path / "none.safetensors")]) == 2
     assert "checkpoint file not found" in capsys.readouterr().err
+    assert main(["predict", str(phantom_files["png"]), "-c", str(tmp_path)]) == 2
+    assert "is a folder, not a checkpoint file (a run folder holds best.safetensors)" in capsys.readouterr().err
+    assert main(["info", str(tmp_path)]) == 2
+    assert "is a folder, not a checkpoint file" in capsys.readouterr().err
     assert main(["predict", str(phantom_files["png"]), "-c", str(tiny_ckpt), "--slices", "half"]) == 2
     assert main(["predict", str(phantom_files["png"]), "-c", str(tiny_ckpt), "--axis", "diagonal"]) == 2
 

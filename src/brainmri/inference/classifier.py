@@ -137,7 +137,7 @@ class Classifier:
             raise ConfigError(f"backend={backend!r} is not valid; choose one of: {', '.join(BACKENDS)}")
         p = Path(path) if path is not None else bundled_checkpoint()
         if not p.is_file():
-            raise CheckpointError(f"{p}: checkpoint file not found")
+            raise CheckpointError(f"{p}: " + ("is a folder, not a checkpoint file (a run folder holds best.safetensors)" if p.is_dir() else "checkpoint file not found"))
         if looks_like_onnx(p) or (p.suffix.lower() == ".onnx" and not looks_like_safetensors(p)):
             from brainmri.inference.onnx_backend import OnnxRunner, read_onnx_meta
 
