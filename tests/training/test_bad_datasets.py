@@ -23,18 +23,17 @@ from brainmri.training import run_training
 from brainmri.training.preflight import check_classes, check_readable_classes
 
 
-def _cfg(root: Path, tmp_path: Path) -> RunConfig:
-    cfg = RunConfig()
-    cfg.data.root = str(root)
-    cfg.data.cache_dir = None
-    cfg.preprocess.image_size = 32
-    cfg.model.name = "seed002_cnn"
-    cfg.train.output_dir = str(tmp_path / "runs")
-    cfg.train.run_name = "run"
-    cfg.train.batch_size = 8
-    cfg.train.epochs = 1
-    cfg.train.precision = "32"
-    return cfg
+@pytest.fixture
+def cfg_at(tiny_run_config):
+    """The shared tiny run (tests/training/conftest.py) on another dataset: the small CNN at 32 px."""
+
+    def make(root: Path) -> RunConfig:
+        cfg = tiny_run_config(batch_size=8)
+        cfg.data.root, cfg.data.preset = str(root), None
+        cfg.preprocess.image_size, cfg.model.name = 32, "seed002_cnn"
+        return cfg
+
+    return make
 
 
 def _truncate(files) -> int:
@@ -63,23 +62,22 @@ def test_a_single_class_is_refused_up_front_naming_the_folder_and_the_class(tmp_
     assert "internal error" not in err and not (tmp_path / "runs" / "run").exists()
 
 
-def test_a_single_label_csv_is_refused_by_run_training(tmp_path):
+def test_a_single_label_csv_is_refused_by_run_training(cfg_at, tmp_path):
     root = make_phantom_dataset(tmp_path / "one", layout="csv", class_names=("a",), n_per_class=6, size=32)
     with pytest.raises(DatasetError, match=r"found only 1 class \(0\); classification needs at least 2"):
-        run_training(_cfg(root, tmp_path))
-    index = load_dataset(_cfg(make_phantom_dataset(tmp_path / "two", layout="flat", class_names=("a", "b"), n_per_class=3, size=32),
-                              tmp_path).data)
+        run_training(cfg_at(root))
+    index = load_dataset(cfg_at(make_phantom_dataset(tmp_path / "two", layout="flat", class_names=("a", "b"), n_per_class=3, size=32)).data)
     check_classes(index)  # two classes pass
 
 
 # ---------------------------------------------------------------------------------------------- unreadable classes
 
 
-def test_a_class_whose_every_image_is_unreadable_stops_training(tmp_path, capsys):
+def test_a_class_whose_every_image_is_unreadable_stops_training(cfg_at, tmp_path, capsys):
     root = make_phantom_dataset(tmp_path / "allbad", layout="flat", class_names=("a", "b", "c"), n_per_class=10, size=32)
     _truncate(sorted((root / "a").iterdir()))
     with pytest.raises(DatasetError) as err:
-        run_training(_cfg(root, tmp_path))
+        run_training(cfg_at(root))
     text = str(err.value)
     assert text.startswith(f"{root / 'a'}: class 'a' has no readable training images (all 8 of its training files are unreadable, e.g. ")
     assert "\n" not in text and not (tmp_path / "runs" / "run").exists()
@@ -88,11 +86,11 @@ def test_a_class_whose_every_image_is_unreadable_stops_training(tmp_path, capsys
     assert "class 'a' has no readable training images" in err_text and not (tmp_path / "runs" / "cli").exists()
 
 
-def test_a_class_with_no_readable_validation_image_is_warned_about(tmp_path, caplog):
+def test_a_class_with_no_readable_validation_image_is_warned_about(cfg_at, tmp_path, caplog):
     root = make_phantom_dataset(tmp_path / "valbad", layout="split3", class_names=("a", "b"), n_per_class=4, val_per_class=2,
                                 test_per_class=2, size=32)
     n = _truncate(sorted((root / "Validation" / "a").iterdir()))
-    index = load_dataset(_cfg(root, tmp_path).data)
+    index = load_dataset(cfg_at(root).data)
     pre = PreprocessConfig(image_size=32)
     train_samples = index.split("train")
     train, val = PreparedImages(train_samples, pre), PreparedImages(index.split("val"), pre)
@@ -102,11 +100,11 @@ def test_a_class_with_no_readable_validation_image_is_warned_about(tmp_path, cap
     assert len(warned) == 1 and f"{root / 'Validation' / 'a'}: class 'a'" in warned[0] and f"all {n} of its validation files" in warned[0]
 
 
-def test_readable_classes_pass_quietly(tmp_path, caplog):
+def test_readable_classes_pass_quietly(cfg_at, tmp_path, caplog):
     root = make_phantom_dataset(tmp_path / "ok", layout="flat", class_names=("a", "b"), n_per_class=6, size=32)
     bad = sorted((root / "a").iterdir())[0]
     _truncate([bad])  # one unreadable file of several: skipped by PreparedImages, not an error
-    index = load_dataset(_cfg(root, tmp_path).data)
+    index = load_dataset(cfg_at(root).data)
     pre = PreprocessConfig(image_size=32)
     train, val = PreparedImages(index.split("train"), pre), PreparedImages(index.split("val"), pre)
     with caplog.at_level(logging.WARNING, logger="brainmri.training"):
