@@ -325,7 +325,7 @@ def _train_steps(cfg: RunConfig, run_dir: Path, last: Path | None, progress: boo
     os.environ[ENV_RUN_DIR] = f"{key}:{run_dir}"  # DDP ranks started as subprocesses adopt this run directory
     try:
         if last:
-            _resume_epoch_order(train_dl, last, steps, one_process=trainer.world_size == 1, data=(fingerprint, len(index.samples), d.root))
+            _prepare_resume(last, train_dl, steps, one_process=trainer.world_size == 1, data=(fingerprint, len(index.samples), d.root))
         trainer.fit(module, train_dl, val_dl, ckpt_path=str(last) if last else None)
     except TrainingDiverged as exc:
         raise TrainingDiverged(f"{exc}; {_kept(run_dir, best_path, interrupted=False)}") from None
@@ -413,13 +413,13 @@ def finalize_checkpoint(path: Path, val_images: PreparedImages, cfg: RunConfig) 
     return out
 
 
-def _resume_epoch_order(loader, last: Path, n_batches: int, one_process: bool = True, data: tuple | None = None) -> None:
+def _prepare_resume(last: Path, loader, n_batches: int, one_process: bool = True, data: tuple | None = None) -> None:
     """Check that ``last`` can be read (a clear error, not an unpickling traceback) and, when it was
     saved mid-epoch, make ``loader`` draw that epoch's order again and skip the batches already
     trained on (``one_process`` only: a DDP run shards its own sampler). ``data``: the dataset's
     ``(fingerprint, images, root)`` now, refused when the checkpoint recorded another one."""
     try:
-        state = torch.load(last, map_location="cpu", weights_only=False)
+        state = torch.load(last, map_location="cpu", weights_only=False, mmap=True)  # metadata only: weights stay on disk
     except Exception as exc:  # noqa: BLE001 - truncated or overwritten files raise many types
         raise CheckpointError(f"{last}: not a readable training checkpoint ({type(exc).__name__}); it cannot be resumed — "
                               "restore it from a copy, or start the run again with --overwrite") from None
