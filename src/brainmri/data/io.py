@@ -39,7 +39,6 @@ def image_files(root: str | Path) -> list[Path]:
     return sorted(f for f in root.rglob("*") if f.is_file() and is_image_name(f) and not is_hidden(f.relative_to(root)))
 
 
-_SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"GIF8", "GIF"), (b"BM", "BMP"))
 HIGH_DEPTH_WINDOW = (0.1, 99.9)  # percentiles mapped to 0 / 255 for 16-bit and float rasters
 
 
@@ -86,8 +85,10 @@ def _decode(fp, name: str, max_pixels: int) -> np.ndarray:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageReadError(name, f"refused as a possible decompression bomb ({exc})") from None
     except UnidentifiedImageError:
-        head = fp.getvalue()[:8] if isinstance(fp, io.BytesIO) else b""
-        kind = next((k for sig, k in _SIGNATURES if head.startswith(sig)), None)
+        from brainmri.inference.sniff import HEADER_BYTES, RASTER_FORMATS, sniff_bytes
+
+        found = sniff_bytes(fp.getvalue()[:HEADER_BYTES]) if isinstance(fp, io.BytesIO) else None
+        kind = found.upper() if found in RASTER_FORMATS else None
         if kind:  # the signature is there, the header behind it is not (e.g. a bad PNG checksum)
             raise ImageReadError(name, f"corrupt {kind} header: the file starts as a {kind} but its header cannot be read") from None
         raise ImageReadError(name, "not a recognised image format (content is not JPEG/PNG/BMP/TIFF)") from None
