@@ -53,9 +53,8 @@ def check_run_dir_free(run_dir: Path, overwrite: bool = False) -> None:
     in one that no run ever wrote to yet holds other things (a dataset, someone's own folder: even
     with ``overwrite``, since a run would write its config.yaml, metrics.csv and folders among
     them). Notes kept beside a run's own files are fine."""
-    traces = run_dir.is_dir() and any((run_dir / n).exists() for n in RUN_FILES + RUN_FOLDERS)
-    foreign = [] if traces else sorted(p.name for p in run_dir.iterdir() if p.name not in RUN_FILES + RUN_FOLDERS + (STASH, LOCK)
-                     and not p.name.startswith(("rank-", ".write-test"))) if run_dir.is_dir() else []
+    has_run_files = any((run_dir / n).exists() for n in RUN_FILES + RUN_FOLDERS)
+    foreign = [] if has_run_files else _foreign_entries(run_dir, also_own=(STASH, LOCK))
     if foreign:
         shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
         raise ConfigError(f"{run_dir} is not a brainmri run directory (it holds {shown}); a run would write among those files — "
@@ -108,13 +107,21 @@ def settle_stash(run_dir: Path, succeeded: bool) -> str | None:
     return f"the previous run in {run_dir} is restored"
 
 
+def _foreign_entries(run_dir: Path, also_own: tuple[str, ...] = ()) -> list[str]:
+    """Names in ``run_dir`` that no run writes, ``also_own`` aside (sorted); none when the folder
+    does not exist."""
+    if not run_dir.is_dir():
+        return []
+    own = RUN_FILES + RUN_FOLDERS + also_own
+    return sorted(p.name for p in run_dir.iterdir() if p.name not in own and not p.name.startswith(("rank-", ".write-test")))
+
+
 def remove_if_empty_run(run_dir: Path) -> None:
     """After a failed run: drop a directory this run created when it holds nothing to keep
     (no checkpoint), so failures do not leave empty timestamped folders behind."""
     if holds_run(run_dir):
         return
-    leftover = [p for p in run_dir.iterdir() if p.name not in RUN_FILES + RUN_FOLDERS and not p.name.startswith(("rank-", ".write-test"))] if run_dir.is_dir() else []
-    if not leftover:
+    if run_dir.is_dir() and not _foreign_entries(run_dir):
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
