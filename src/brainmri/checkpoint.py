@@ -165,11 +165,13 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(exc, OSError) and exc.errno is not None and not exc.filename:  # a full disk names the file, not "(unknown path)"
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
 
 

@@ -29,6 +29,7 @@ def register(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="training batch size")
     p.add_argument("--max-train-batches", type=int, default=None, help="limit batches per epoch (smoke runs)")
     p.add_argument("--seed", type=int, default=None, help="training and split seed")
+    p.add_argument("--force", action="store_true", help="replace the tables of an earlier comparison in OUT (its trained runs are kept)")
     p.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples for the intervals")
     p.set_defaults(func=run)
 
@@ -73,14 +74,26 @@ def retime(rows: list[dict]) -> None:
         row["inference_ms"] = inference_ms(model, size, chans)
 
 
-def write_tables(rows: list[dict], data: str, out: Path) -> None:
-    from brainmri.evaluation.compare import markdown_table
-    from brainmri.evaluation.evaluate import write_json, write_output
-    from brainmri.evaluation.plots import comparison_png
+TABLES = ("compare.json", "compare.md", "compare.png")
 
-    write_json({"rows": rows, "data": str(data)}, out / "compare.json")
-    write_output(out / "compare.md", (markdown_table(rows) + "\n").encode())
-    write_output(out / "compare.png", comparison_png(rows))
+
+def _check_earlier(out: Path, force: bool) -> None:
+    """An OUT holding an earlier comparison's tables is replaced only with ``--force`` (those rows
+    cost a training run each); a file of the same name that brainmri did not write never is."""
+    from brainmri.cli.outputs import check_output_file
+
+    for name in TABLES:
+        check_output_file(out / name, "--out", force=force)  # a folder or device of that name; a file brainmri did not write
+    earlier = [name for name in TABLES if (out / name).is_file()]
+    if earlier and not force:
+        import json
+
+        try:
+            models = ", ".join(r["model"] for r in json.loads((out / "compare.json").read_text())["rows"])
+        except (OSError, ValueError, KeyError, TypeError):
+            models = "unknown models"
+        raise ConfigError(f"--out {out}: holds an earlier comparison ({models}: {', '.join(earlier)}); pass --force to replace "
+                          "its tables (its trained runs stay in OUT/runs), or give another --out")
 
 
 def run(args) -> int:
@@ -90,6 +103,7 @@ def run(args) -> int:
     from brainmri.evaluation import compare as cmp
 
     check_output_dir(args.out, "--out")
+    _check_earlier(Path(args.out), args.force)
     base = load_run_config(args.config) if args.config else RunConfig()
     apply_overrides(base, {"data.preset": args.preset, "train.batch_size": args.batch_size,
                            "train.max_train_batches": args.max_train_batches, "train.seed": args.seed, "data.seed": args.seed})
@@ -104,12 +118,12 @@ def run(args) -> int:
     except BaseException:
         if rows:
             retime(rows)
-            write_tables(rows, args.data, out)
+            cmp.write_tables(rows, args.data, out)
             done = ", ".join(r["model"] for r in rows)
             print(f"compare: stopped at {models[len(rows)]}; the table for the finished model(s) ({done}) is in {out}/compare.md", file=sys.stderr)
         raise
     retime(rows)
-    write_tables(rows, args.data, out)
+    cmp.write_tables(rows, args.data, out)
     print(cmp.markdown_table(rows))
     print(f"written: {out}/compare.md, compare.json, compare.png")
     print(brainmri.DISCLAIMER)

@@ -6,12 +6,11 @@ Prints a summary; ``--json`` writes the full report (see :func:`brainmri.data.au
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 from pathlib import Path
 
-from brainmri.cli.outputs import check_output_file
+from brainmri.cli.outputs import check_distinct_outputs, check_output_file
 from brainmri.config import DataConfig
 from brainmri.errors import ConfigError
 
@@ -79,9 +78,10 @@ def run_audit(args: argparse.Namespace) -> int:
         raise ConfigError(f"--threshold={args.threshold} must be between 0 and {HASH_BITS} (bits of the perceptual hash)")
     if args.montage_pairs < 1:
         raise ConfigError(f"--montage-pairs={args.montage_pairs} must be >= 1")
-    check_output_file(args.json, "--json", not_same_as=[args.root])
+    check_output_file(args.json, "--json", not_same_as=[args.root], force=args.force)
     montage = _montage_path(args.montage)
-    check_output_file(montage, "--montage", not_same_as=[args.root])
+    check_output_file(montage, "--montage", not_same_as=[args.root], force=args.force)
+    check_distinct_outputs(("--json", args.json), ("--montage", montage))
     start = time.perf_counter()
     index = load_dataset(_data_config(args))
     hashes = hash_samples(
@@ -93,10 +93,9 @@ def run_audit(args: argparse.Namespace) -> int:
     for line in summary_lines(report):
         print(line)
     if args.json:
-        out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=1))
-        print(f"report: {out}")
+        from brainmri.outputs import write_json
+
+        print(f"report: {write_json(report, args.json)}")
     if montage is not None:
         key = "closest_pairs" if args.montage_select == "closest" else "borderline_pairs"
         title = ("Closest" if args.montage_select == "closest" else f"Borderline (largest distance <= {args.threshold})")
@@ -122,6 +121,7 @@ def register(subparsers) -> None:
     p.add_argument("root", metavar="DIR", help="dataset folder (split or class folders), CSV or NPZ file")
     p.add_argument("--json", metavar="OUT", help="write the full report as JSON")
     p.add_argument("--montage", metavar="OUT.png", help="write a PNG of cross-split pairs side by side (an existing folder: OUT/montage.png)")
+    p.add_argument("--force", action="store_true", help="replace existing --json / --montage files that brainmri did not write")
     p.add_argument("--montage-pairs", type=int, default=12, help="pairs in the montage")
     p.add_argument("--montage-select", choices=("closest", "borderline"), default="closest",
                    help="closest pairs, or leaked pairs nearest the threshold (to judge the threshold)")

@@ -33,6 +33,7 @@ def register(subparsers) -> None:
     p.add_argument("--preset", default=None, help="tumor4 | tumor2 | alzheimer4, if the checkpoint names no task")
     p.add_argument("--json", dest="json_out", metavar="OUT", help="write all results as JSON here")
     p.add_argument("--report", metavar="OUT.html", help="write a self-contained HTML report here")
+    p.add_argument("--force", action="store_true", help="replace existing --json / --report files that brainmri did not write")
     p.add_argument("--tta", action="store_true", help="also predict with test-time augmentation (hflip + small shifts) and report its effect")
     p.add_argument("--all-splits", action="store_true", help="also evaluate train and validation (seed 000's table; costs time)")
     p.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
@@ -124,17 +125,14 @@ def _check_flags(args) -> None:
 
 
 def run(args) -> int:
-    from brainmri.cli.outputs import check_output_dir, check_output_file
+    from brainmri.cli.outputs import check_distinct_outputs, check_output_dir, check_output_file
     from brainmri.data.cache import resolve_cache_dir
     from brainmri.evaluation.evaluate import check_options, evaluate_checkpoint
 
     inputs = [args.checkpoint, args.data]
-    check_output_file(args.json_out, "--json", not_same_as=inputs)
-    check_output_file(args.report, "--report", not_same_as=inputs)
-    if args.json_out and args.report and Path(args.json_out).expanduser().resolve() == Path(args.report).expanduser().resolve():
-        from brainmri.cli.outputs import OutputPathError
-
-        raise OutputPathError(f"--json {args.json_out} and --report {args.report} are the same file")
+    check_output_file(args.json_out, "--json", not_same_as=inputs, force=args.force)
+    check_output_file(args.report, "--report", not_same_as=inputs, force=args.force)
+    check_distinct_outputs(("--json", args.json_out), ("--report", args.report))
     if args.cache_dir not in (None, "auto"):
         check_output_dir(resolve_cache_dir(args.cache_dir), "--cache-dir")
     check_options(args.batch_size, args.bootstrap, args.leak_threshold, args.explain_method)
@@ -143,7 +141,7 @@ def run(args) -> int:
     cache_dir = str(cache_dir) if cache_dir else None
     if args.tumor_presence or args.assume_label:
         from brainmri.evaluation.cross_source import evaluate_tumor_presence, summary_lines as presence_lines
-        from brainmri.evaluation.evaluate import write_json
+        from brainmri.outputs import write_json
 
         presence = evaluate_tumor_presence(args.checkpoint, args.data, args.assume_label, cache_dir, args.batch_size,
                                            exclude_seen=args.exclude_seen, threshold=args.leak_threshold, axis=args.axis or "axial",

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 from brainmri.errors import BrainMRIError
+from brainmri.outputs import written_by_brainmri
 
 
 class OutputPathError(BrainMRIError):
@@ -30,11 +31,15 @@ def _creatable_dir(d: Path, flag: str, path: str | Path) -> None:
         raise OutputPathError(f"{flag} {path}: cannot write in {probe} ({exc.strerror or exc})") from None
 
 
-def check_output_file(path: str | Path | None, flag: str, *, not_same_as: list[str | Path] = ()) -> None:
+def check_output_file(path: str | Path | None, flag: str, *, not_same_as: list[str | Path] = (), force: bool | None = None) -> None:
     """Refuse ``path`` as an output *file* if it is a folder, not a regular file (a device, FIFO),
     lies under a file or in a place that cannot be written, is one of the inputs in
     ``not_same_as`` (writing would destroy it), or lies inside an input *folder* there (a dataset)
-    as an existing file or an image name (it would replace a scan, or join the dataset as one)."""
+    as an existing file or an image name (it would replace a scan, or join the dataset as one).
+
+    With ``force`` given (a command's ``--force``), an existing file is replaced only if brainmri
+    wrote it (:func:`brainmri.outputs.written_by_brainmri`: a rerun replaces its own output) or
+    ``force`` is true; ``None`` leaves existing files to the caller's own rule."""
     from brainmri.data.io import is_image_name
 
     if path is None:
@@ -57,9 +62,24 @@ def check_output_file(path: str | Path | None, flag: str, *, not_same_as: list[s
             continue
         if same:
             raise OutputPathError(f"{flag} {path}: is the input file {src}; writing there would destroy it")
+    if force is False and p.is_file() and not written_by_brainmri(p):
+        raise OutputPathError(f"{flag} {path}: the file exists and brainmri did not write it; pass --force to replace it, "
+                              "or give another name")
     if p.exists() and not os.access(p, os.W_OK):
         raise OutputPathError(f"{flag} {path}: the file is read-only")
     _creatable_dir(p.parent if str(p.parent) else Path("."), flag, path)
+
+
+def check_distinct_outputs(*outputs: tuple[str, str | Path | None]) -> None:
+    """Refuse two output flags naming one file (the second would silently replace the first)."""
+    seen: dict[Path, str] = {}
+    for flag, path in outputs:
+        if path is None:
+            continue
+        key = Path(path).expanduser().resolve()
+        if key in seen:
+            raise OutputPathError(f"{seen[key]} and {flag} name the same file {path}; give two files")
+        seen[key] = flag
 
 
 def _under(p: Path, folder: Path) -> bool:

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import csv
 import glob
-import json
+import io
 import sys
 from pathlib import Path
 from typing import Any
 
 import brainmri
-from brainmri.cli.outputs import check_output_dir, check_output_file
+from brainmri.cli.outputs import check_distinct_outputs, check_output_dir, check_output_file
 from brainmri.errors import ConfigError
 from brainmri.inference.sniff import sniff_file
+from brainmri.outputs import PREDICTION_CSV_HEADER, write_json, write_output
 
 KNOWN_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".webp", ".dcm", ".dicom", ".ima", ".nii", ".nii.gz")
 
@@ -88,12 +89,12 @@ def _table(rows: list[dict[str, Any]]) -> str:
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]], class_names: list[str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["path", "label", "confidence", "out_of_distribution", "ood_reason", "error", *[f"p_{c}" for c in class_names]])
-        for r in rows:
-            w.writerow([r["path"], r["label"] or "", r["confidence"] if r["confidence"] is not None else "", r["out_of_distribution"], r["ood_reason"] or "", r["error"] or "", *[r["probabilities"].get(c, "") for c in class_names]])
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf)
+    w.writerow([*PREDICTION_CSV_HEADER, *[f"p_{c}" for c in class_names]])
+    for r in rows:
+        w.writerow([r["path"], r["label"] or "", r["confidence"] if r["confidence"] is not None else "", r["out_of_distribution"], r["ood_reason"] or "", r["error"] or "", *[r["probabilities"].get(c, "") for c in class_names]])
+    write_output(path, buf.getvalue().encode())
 
 
 def _write_overlays(clf, files: list[str], rows: list[dict[str, Any]], out_dir: Path, axis: str, slices: str) -> None:
@@ -136,11 +137,10 @@ def run(args) -> int:
         raise ConfigError(f"--bf16 is a torch-backend option; {args.checkpoint} is an ONNX model, which runs on the onnx backend as an exported float32 graph")
     files, missing = expand_inputs(args.paths)
     inputs = [*files, *([args.checkpoint] if args.checkpoint else [])]
-    check_output_file(args.json, "--json", not_same_as=inputs)
-    check_output_file(args.csv, "--csv", not_same_as=inputs)
+    check_output_file(args.json, "--json", not_same_as=inputs, force=args.force)
+    check_output_file(args.csv, "--csv", not_same_as=inputs, force=args.force)
+    check_distinct_outputs(("--json", args.json), ("--csv", args.csv))
     check_output_dir(args.explain, "--explain")
-    if args.json and args.csv and Path(args.json).expanduser().resolve() == Path(args.csv).expanduser().resolve():
-        raise ConfigError(f"--json and --csv name the same file {args.json}; give two files")
     clf = Classifier.load(args.checkpoint, backend=args.backend, bf16=args.bf16)
     if args.explain:
         clf.torch_model  # noqa: B018 - an ONNX file cannot explain: say so before predicting
@@ -155,10 +155,7 @@ def run(args) -> int:
     print(f"\n{len(rows)} input(s): {len(rows) - n_bad} predicted ({n_ood} out of distribution), {n_bad} failed.")
     print(brainmri.DISCLAIMER)
     if args.json:
-        out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"disclaimer": brainmri.DISCLAIMER, "model": clf.describe(), "results": rows}
-        out.write_text(json.dumps(payload, indent=2))
+        write_json({"disclaimer": brainmri.DISCLAIMER, "model": clf.describe(), "results": rows}, args.json)
     if args.csv:
         _write_csv(Path(args.csv), rows, clf.class_names)
     sys.stdout.flush()
@@ -178,6 +175,7 @@ def register(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default: 32)")
     p.add_argument("--json", metavar="OUT", help="write all results (and the disclaimer) as JSON")
     p.add_argument("--csv", metavar="OUT", help="write results as CSV (one probability column per class)")
+    p.add_argument("--force", action="store_true", help="replace existing --json / --csv files that brainmri did not write")
     p.add_argument("--explain", metavar="DIR", help="write a Grad-CAM overlay PNG per predicted file into DIR")
     p.add_argument("--axis", default="axial", help="NIfTI slicing axis: axial, coronal, sagittal or 0/1/2 (default: axial)")
     p.add_argument("--slices", default="middle", help="NIfTI slices: middle, middle:K, all, A:B, A:B:STEP or N (default: middle)")

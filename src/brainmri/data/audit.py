@@ -267,7 +267,6 @@ def write_montage(
 
     pairs = list(pairs)[:max_pairs]
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     rows = max(1, (len(pairs) + 1) // 2)
     fig = Figure(figsize=(13, 3.5 * rows), dpi=80)
     axes = fig.subplots(rows, 4, squeeze=False)
@@ -285,7 +284,14 @@ def write_montage(
         axes[0, 0].text(0, 0.5, "no cross-split pairs", fontsize=12)
     fig.suptitle(title, fontsize=11)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / (3.5 * rows)))
-    fig.savefig(out)
+    import io
+
+    from brainmri.outputs import PNG_METADATA, write_output
+
+    buf = io.BytesIO()
+    fmt = out.suffix.lower().lstrip(".") or "png"
+    fig.savefig(buf, format=fmt, **({"metadata": PNG_METADATA} if fmt == "png" else {}))  # the mark lets a rerun replace it
+    write_output(out, buf.getvalue())  # atomically: a full disk leaves no half montage
     return out
 
 

@@ -70,8 +70,7 @@ def compare_models(
         One row per model (also written to ``out``).
     """
     from brainmri.checkpoint import load_checkpoint
-    from brainmri.evaluation.evaluate import evaluate_checkpoint, write_json, write_output
-    from brainmri.evaluation.plots import comparison_png
+    from brainmri.evaluation.evaluate import evaluate_checkpoint
     from brainmri.models import default_image_size
     from brainmri.training import run_training
 
@@ -81,43 +80,60 @@ def compare_models(
         raise ConfigError(f"--bootstrap {n_boot} is not valid; it must be at least 1 (bootstrap resamples for the 95% intervals)")
     out = Path(out)
     runs = out / "runs"
-    runs.mkdir(parents=True, exist_ok=True)
+    created = [d for d in (out, runs) if not d.exists()]
     rows = []
-    for name in models:
-        cfg = copy.deepcopy(base) if base is not None else RunConfig()
-        cfg.data.root = str(data)
-        cfg.model.name = name
-        cfg.preprocess.image_size = int(image_size or default_image_size(name))
-        cfg.train.epochs = int(epochs)
-        cfg.train.output_dir = str(runs)
-        cfg.train.run_name = _unique_dir(runs, name)
-        validate(cfg)
-        log.info("compare: training %s (%d px, %d epochs)", name, cfg.preprocess.image_size, epochs)
-        trained = run_training(cfg, progress=progress)
-        summary = trained.metrics or {}
-        ev = evaluate_checkpoint(trained.checkpoint, copy.deepcopy(cfg.data), split="test", leak_threshold=-1, n_boot=n_boot)
-        model, meta = load_checkpoint(trained.checkpoint)
-        seconds = float(summary.get("seconds") or 0.0)
-        seen = float(summary.get("train_images") or 0) * float(summary.get("epochs_run") or epochs)
-        rows.append({
-            "model": name,
-            "image_size": cfg.preprocess.image_size,
-            "epochs": epochs,
-            "n_test": ev["n"],
-            "accuracy": ev["accuracy"],
-            "accuracy_ci": ev["ci"]["accuracy"],
-            "macro_f1": ev["macro_f1"],
-            "macro_f1_ci": ev["ci"]["macro_f1"],
-            "ece": ev["ece"],
-            "params": int(sum(p.numel() for p in model.parameters())),
-            "train_images_per_s": seen / seconds if seconds > 0 else None,
-            "inference_ms": inference_ms(model, meta.preprocess.image_size, meta.preprocess.in_chans),
-            "checkpoint": str(trained.checkpoint),
-        })
-    write_json({"rows": rows, "data": str(data)}, out / "compare.json")
-    write_output(out / "compare.md", (markdown_table(rows) + "\n").encode())
-    write_output(out / "compare.png", comparison_png(rows))
+    try:
+        for name in models:
+            cfg = copy.deepcopy(base) if base is not None else RunConfig()
+            cfg.data.root = str(data)
+            cfg.model.name = name
+            cfg.preprocess.image_size = int(image_size or default_image_size(name))
+            cfg.train.epochs = int(epochs)
+            cfg.train.output_dir = str(runs)
+            cfg.train.run_name = _unique_dir(runs, name)
+            validate(cfg)
+            log.info("compare: training %s (%d px, %d epochs)", name, cfg.preprocess.image_size, epochs)
+            trained = run_training(cfg, progress=progress)
+            summary = trained.metrics or {}
+            ev = evaluate_checkpoint(trained.checkpoint, copy.deepcopy(cfg.data), split="test", leak_threshold=-1, n_boot=n_boot)
+            model, meta = load_checkpoint(trained.checkpoint)
+            seconds = float(summary.get("seconds") or 0.0)
+            seen = float(summary.get("train_images") or 0) * float(summary.get("epochs_run") or epochs)
+            rows.append({
+                "model": name,
+                "image_size": cfg.preprocess.image_size,
+                "epochs": epochs,
+                "n_test": ev["n"],
+                "accuracy": ev["accuracy"],
+                "accuracy_ci": ev["ci"]["accuracy"],
+                "macro_f1": ev["macro_f1"],
+                "macro_f1_ci": ev["ci"]["macro_f1"],
+                "ece": ev["ece"],
+                "params": int(sum(p.numel() for p in model.parameters())),
+                "train_images_per_s": seen / seconds if seconds > 0 else None,
+                "inference_ms": inference_ms(model, meta.preprocess.image_size, meta.preprocess.in_chans),
+                "checkpoint": str(trained.checkpoint),
+            })
+    except BaseException:
+        for d in reversed(created):  # a comparison that failed before any run leaves no empty folders behind
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+        raise
+    write_tables(rows, data, out)
     return rows
+
+
+def write_tables(rows: list[dict], data: str | Path, out: str | Path) -> None:
+    """``out/compare.json``, ``compare.md`` and ``compare.png`` for the finished ``rows``."""
+    from brainmri.evaluation.plots import comparison_png
+    from brainmri.outputs import MARKDOWN_MARK, write_json, write_output
+
+    out = Path(out)
+    write_json({"rows": rows, "data": str(data)}, out / "compare.json")
+    write_output(out / "compare.md", f"{MARKDOWN_MARK}\n{markdown_table(rows)}\n".encode())
+    write_output(out / "compare.png", comparison_png(rows))
 
 
 def markdown_table(rows: list[dict]) -> str:

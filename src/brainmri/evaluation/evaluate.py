@@ -33,6 +33,7 @@ from brainmri.errors import ConfigError, DatasetError
 from brainmri.evaluation.bootstrap import bootstrap_ci
 from brainmri.evaluation.calibration import calibrated_probs, expected_calibration_error, softmax_with_temperature
 from brainmri.evaluation.metrics import accuracy_score, classification_metrics, classification_report_text, macro_f1_score
+from brainmri.outputs import write_json
 
 log = logging.getLogger(__name__)
 SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "validation": "val", "test": "test", "testing": "test"}
@@ -477,38 +478,3 @@ def evaluate_checkpoint(
 def _row(m: dict) -> dict:
     """Seed 000's table row: accuracy, loss, (macro) precision and recall."""
     return {"n": m["n"], "accuracy": m["accuracy"], "loss": m["loss"], "precision": m["precision"], "recall": m["recall"], "macro_f1": m["macro_f1"]}
-
-
-def to_jsonable(obj):
-    """Replace NaN/inf with None and numpy scalars with Python numbers, recursively."""
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return to_jsonable(obj.tolist())
-    if isinstance(obj, (np.floating, float)):
-        v = float(obj)
-        return v if np.isfinite(v) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
-
-
-def write_output(path: str | Path, data: bytes) -> Path:
-    """Write a user-facing file atomically, readable like any file the user creates."""
-    import os
-
-    from brainmri.checkpoint import atomic_write_bytes
-
-    atomic_write_bytes(path, data)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
-    return Path(path)
-
-
-def write_json(result: dict, path: str | Path) -> Path:
-    import json
-
-    return write_output(path, json.dumps(to_jsonable(result), indent=2, allow_nan=False).encode())

@@ -26,9 +26,11 @@ def _plt():
 
 
 def _png(fig) -> bytes:
+    from brainmri.outputs import PNG_METADATA
+
     plt = _plt()
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight", metadata=PNG_METADATA)
     plt.close(fig)
     return buf.getvalue()
 

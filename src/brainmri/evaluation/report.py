@@ -103,7 +103,7 @@ def explanation_gallery(model, meta, images: list[np.ndarray], labels: np.ndarra
 def build_report(result: dict, preds, model, meta, out: Path, checkpoint: Path | None = None, leak_free_mask=None,
                  explain_method: str = "gradcam", seed: int = 0) -> Path:
     """Draw every figure and write the HTML report to ``out`` (atomically). Returns ``out``."""
-    from brainmri.evaluation.evaluate import write_output
+    from brainmri.outputs import write_output
 
     names = list(meta.class_names)
     labels = preds.labels
