@@ -136,6 +136,22 @@ def test_an_interrupted_run_counts_as_a_run(tmp_path):
     check_run_dir_free(tmp_path / "r", overwrite=True)
 
 
+def test_a_users_own_config_yaml_or_metrics_csv_is_not_a_run(small, tmp_path):
+    cfg = small(epochs=1)
+    run_dir = Path(cfg.train.output_dir) / cfg.train.run_name
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.yaml").write_text("# my recipe, with my comments\ntrain: {epochs: 1}\n")
+    (run_dir / "metrics.csv").write_text("my own measurements\n")
+    with pytest.raises(ConfigError, match=r"is not a brainmri run directory \(it holds config.yaml, metrics.csv\)"):
+        run_training(cfg, progress=False)
+    assert (run_dir / "config.yaml").read_text().startswith("# my recipe")
+    (run_dir / "config.yaml").unlink()
+    (run_dir / "metrics.csv").unlink()
+    first = run_training(cfg, progress=False)  # what a run writes is marked as the run's own
+    assert (first.run_dir / "config.yaml").read_text().startswith("# brainmri run config")
+    check_run_dir_free(first.run_dir, overwrite=True)
+
+
 def test_a_failed_run_leaves_no_empty_run_directory(small, tmp_path):
     cfg = small(run_name=None)
     cfg.augment.skull_strip_skip = ["bogus"]  # refused after the run directory was made

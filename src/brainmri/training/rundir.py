@@ -21,6 +21,7 @@ from brainmri.errors import ConfigError
 # what a run writes into its directory (rank-*.json too); only these are removed by overwrite
 RUN_FILES = ("best.safetensors", "config.yaml", "metrics.csv", "summary.json")
 RUN_FOLDERS = ("lightning", "logs")
+CONFIG_MARK = "# brainmri run config"  # first line of the config.yaml a run writes (a user's own config.yaml lacks it)
 ENV_RUN_DIR = "BRAINMRI_RUN_DIR"
 
 
@@ -53,8 +54,8 @@ def check_run_dir_free(run_dir: Path, overwrite: bool = False) -> None:
     in one that no run ever wrote to yet holds other things (a dataset, someone's own folder: even
     with ``overwrite``, since a run would write its config.yaml, metrics.csv and folders among
     them). Notes kept beside a run's own files are fine."""
-    has_run_files = any((run_dir / n).exists() for n in RUN_FILES + RUN_FOLDERS)
-    foreign = [] if has_run_files else _foreign_entries(run_dir, also_own=(STASH, LOCK))
+    has_run_files = any((run_dir / n).exists() and _written_by_a_run(run_dir / n) for n in RUN_FILES + RUN_FOLDERS)
+    foreign = [] if has_run_files else _foreign_entries(run_dir, also_own=(STASH, LOCK), own_only_if_written_by_a_run=True)
     if foreign:
         shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
         raise ConfigError(f"{run_dir} is not a brainmri run directory (it holds {shown}); a run would write among those files — "
@@ -107,13 +108,31 @@ def settle_stash(run_dir: Path, succeeded: bool) -> str | None:
     return f"the previous run in {run_dir} is restored"
 
 
-def _foreign_entries(run_dir: Path, also_own: tuple[str, ...] = ()) -> list[str]:
+def _written_by_a_run(path: Path) -> bool:
+    """``config.yaml`` and ``metrics.csv`` are a run's only when they read as a run writes them (a
+    user's own ``config.yaml`` or notes of that name are not); other run names count by name."""
+    if path.name not in ("config.yaml", "metrics.csv") or not path.is_file():
+        return True
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            first = f.readline()
+    except OSError:
+        return False
+    if path.name == "metrics.csv":
+        return first.startswith("epoch,")
+    return first.startswith(CONFIG_MARK)  # older runs' unmarked config.yaml sits beside their logs/, which counts
+
+
+def _foreign_entries(run_dir: Path, also_own: tuple[str, ...] = (), own_only_if_written_by_a_run: bool = False) -> list[str]:
     """Names in ``run_dir`` that no run writes, ``also_own`` aside (sorted); none when the folder
-    does not exist."""
+    does not exist. With ``own_only_if_written_by_a_run``, a ``config.yaml`` / ``metrics.csv``
+    that a run did not write counts as foreign too."""
     if not run_dir.is_dir():
         return []
     own = RUN_FILES + RUN_FOLDERS + also_own
-    return sorted(p.name for p in run_dir.iterdir() if p.name not in own and not p.name.startswith(("rank-", ".write-test")))
+    return sorted(p.name for p in run_dir.iterdir()
+                  if (p.name not in own or (own_only_if_written_by_a_run and not _written_by_a_run(p)))
+                  and not p.name.startswith(("rank-", ".write-test")))
 
 
 def remove_if_empty_run(run_dir: Path) -> None:

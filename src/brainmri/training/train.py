@@ -52,6 +52,7 @@ from brainmri.training.finetune import TwoPhaseFinetuning
 from brainmri.training.module import ClassifierModule
 from brainmri.training.preflight import check_classes, check_environment, check_readable_classes
 from brainmri.training.rundir import (
+    CONFIG_MARK,
     ENV_RUN_DIR,
     RunDirLock,
     check_resumable,
@@ -310,7 +311,8 @@ def _train_steps(cfg: RunConfig, run_dir: Path, last: Path | None, progress: boo
         callbacks.append(EarlyStopping(t.monitor, patience=t.early_stopping_patience, mode="min" if t.monitor.endswith("loss") else "max"))
     if progress:
         callbacks.append(TQDMProgressBar(refresh_rate=5))
-    atomic_write_bytes(run_dir / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False).encode())
+    atomic_write_bytes(run_dir / "config.yaml", (f"{CONFIG_MARK}: the resolved config of this run (brainmri train --resume reads it)\n"
+                                                 + yaml.safe_dump(to_dict(cfg), sort_keys=False)).encode())
 
     trainer = pl.Trainer(
         accelerator=t.accelerator, devices=t.devices if t.devices == "auto" else int(t.devices), num_nodes=t.num_nodes,
