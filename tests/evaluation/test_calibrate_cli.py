@@ -65,3 +65,18 @@ def test_calibrate_refuses_the_input_as_output_an_existing_file_and_too_few_imag
     assert "--batch-size=0 must be >= 1" in capsys.readouterr().err
     assert main(["calibrate", str(ckpt), "--data", str(flat), "-o", str(tmp_path / "s.safetensors"), "--split", "bogus"]) == 2
     assert "--split 'bogus' is not valid" in capsys.readouterr().err
+
+
+def test_calibrate_refuses_the_models_own_train_or_test_split_and_a_preset_for_other_classes(setup, tmp_path, capsys):
+    base, _, flat = setup
+    data = make_phantom_dataset(tmp_path / "own", layout="split", n_per_class=6, test_per_class=5, size=32, seed=3)
+    meta = CheckpointMeta(ModelConfig(name="seed003_cnn"), list(TUMOR4), PreprocessConfig(image_size=32), task="tumor4",
+                          data={"root": str(data)})
+    ckpt = save_checkpoint(tmp_path / "own.safetensors", create_model("seed003_cnn", 4), meta)
+    for split, why in (("train", "what the model learned"), ("test", "what the model is judged on")):
+        assert main(["calibrate", str(ckpt), "--data", str(data), "--split", split, "-o", str(tmp_path / f"{split}.safetensors")]) == 2
+        err = capsys.readouterr().err
+        assert f"--split {split}: {data} is the dataset this checkpoint was trained on" in err and why in err
+        assert not (tmp_path / f"{split}.safetensors").exists()
+    assert main(["calibrate", str(ckpt), "--data", str(flat), "--preset", "tumor2", "-o", str(tmp_path / "p.safetensors")]) == 2
+    assert "--preset tumor2 is for the classes notumor, tumor; this checkpoint's are glioma" in capsys.readouterr().err

@@ -135,6 +135,8 @@ def test_split_other_than_test_on_unsplit_data_is_refused(ckpt, flat, capsys):
     (["--slices", "all"], "--slices works only for a NIfTI volume"),
     (["--tumor-presence", "--report", "r.html"], "--report works only for the class metrics"),
     (["--tumor-presence", "--tta"], "--tta works only for the class metrics"),
+    (["--preset", "alzheimer4"], "--preset alzheimer4 is for the classes Mild_Demented, Moderate_Demented, Non_Demented, "
+                                 "Very_Mild_Demented; this checkpoint's are glioma, meningioma, notumor, pituitary (task tumor4)"),
 ])
 def test_bad_or_ignored_flags_are_refused_before_any_work(ckpt, flat, flags, message, capsys, monkeypatch):
     import brainmri.evaluation.evaluate as ev

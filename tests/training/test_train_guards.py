@@ -354,6 +354,28 @@ def test_ctrl_c_after_an_epoch_exits_130_and_marks_the_uncalibrated_best(small, 
     assert "interrupted:  by SIGINT after 1 of 3 epochs (not calibrated" in capsys.readouterr().out
 
 
+def test_ctrl_c_while_calibrating_marks_the_best_and_resume_finishes_it(small, monkeypatch):
+    import brainmri.training.train as train_mod
+    from brainmri.cli.main import main
+
+    real = train_mod.finalize_checkpoint
+    monkeypatch.setattr(train_mod, "finalize_checkpoint", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    cfg = small(epochs=1)
+    with pytest.raises(TrainingInterrupted) as info:
+        run_training(cfg, progress=False)
+    run = Path(cfg.train.output_dir) / cfg.train.run_name
+    assert info.value.exit_code == 130
+    assert str(info.value) == (f"interrupted by SIGINT after training, while fitting the calibration on validation; kept "
+                               f"{run / 'best.safetensors'} (best epoch so far; uncalibrated: temperature 1, marked interrupted) and "
+                               f"{run / 'lightning' / 'last.ckpt'}; finish the calibration with: brainmri train --resume {run}")
+    _, meta = load_checkpoint(run / "best.safetensors")
+    assert meta.extra["interrupted"] is True and meta.temperature == 1.0
+    monkeypatch.setattr(train_mod, "finalize_checkpoint", real)
+    assert main(["-q", "train", "--resume", str(run)]) == 0
+    _, meta = load_checkpoint(run / "best.safetensors")
+    assert "interrupted" not in meta.extra and meta.calibration
+
+
 def test_sigterm_to_brainmri_train_exits_143_with_the_resume_command(tmp_path):
     from brainmri.data.synthetic import make_phantom_dataset
 

@@ -24,7 +24,7 @@ def run(args) -> int:
     from brainmri.cli.outputs import OutputPathError, check_output_file
     from brainmri.errors import CheckpointError
     from brainmri.evaluation.calibration import fit_calibration
-    from brainmri.evaluation.evaluate import SPLIT_NAMES, _load_index, data_config_for, predict_split
+    from brainmri.evaluation.evaluate import SPLIT_NAMES, _load_index, _same_path, data_config_for, predict_split
 
     src = Path(args.checkpoint)
     if src.is_file() and looks_like_onnx(src):
@@ -40,7 +40,16 @@ def run(args) -> int:
         raise OutputPathError(f"-o {out}: the file exists; pass --force to replace it")
     model, meta = load_checkpoint(src)
     cfg = data_config_for(meta, args.data, src, args.preset)
-    index, note = _load_index(meta, args.data, cfg, src)
+    if split in ("train", "test") and _same_path((meta.data or {}).get("root") or "", args.data):
+        raise ConfigError(f"--split {split}: {args.data} is the dataset this checkpoint was trained on; " + (
+            "its training images are what the model learned (over-confident there), so a temperature fitted on them would be too sharp"
+            if split == "train" else "its test split is what the model is judged on; fitting there would make the judged calibration "
+            "look better than it is") + "; fit on --split val (the default), or on a site's own scans")
+    try:
+        index, note = _load_index(meta, args.data, cfg, src)
+    except DatasetError as exc:  # calibrate takes no class map: say what to do instead of naming a config field
+        raise DatasetError(str(exc).replace(" (set data.class_map or data.preset)", "; name the class folders after the model's classes "
+                                            f"({', '.join(meta.class_names)})")) from None
     if list(index.class_names) != list(meta.class_names):
         raise DatasetError(f"{cfg.root}: dataset classes {index.class_names} do not match the checkpoint's {meta.class_names}")
     if split is None:

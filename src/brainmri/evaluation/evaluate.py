@@ -84,6 +84,13 @@ def data_config_for(meta, data, checkpoint: str | Path | None = None, preset: st
     task = preset or (meta.task if meta.task in PRESETS else None)
     if preset is not None and preset not in PRESETS:
         raise ConfigError(f"--preset {preset!r} is not valid; choose one of: {', '.join(PRESETS)}")
+    if preset is not None:
+        from brainmri.data.presets import get_preset
+
+        wanted = get_preset(preset).class_names
+        if sorted(wanted) != sorted(meta.class_names):  # it would be silently ignored: the classes are the checkpoint's
+            raise ConfigError(f"--preset {preset} is for the classes {', '.join(wanted)}; this checkpoint's are "
+                              f"{', '.join(meta.class_names)} (task {meta.task or 'unnamed'}); drop --preset or use the matching one")
     cfg.preset = task or cfg.preset
     cfg.class_names = list(meta.class_names)
     return cfg

@@ -345,10 +345,20 @@ def _train_steps(cfg: RunConfig, run_dir: Path, last: Path | None, progress: boo
 
     if not trainer.is_global_zero:
         return TrainResult(run_dir, best_path, {})
-    sigterm.install("after training, while fitting the calibration on validation")
-    if not best_path.exists():  # e.g. every val metric was NaN: keep the final weights
-        save_checkpoint(best_path, module.model, make_meta({}))
-    summary = finalize_checkpoint(best_path, val_images, cfg)
+    stage = "after training, while fitting the calibration on validation"
+    sigterm.install(stage)
+    try:
+        if not best_path.exists():  # e.g. every val metric was NaN: keep the final weights
+            save_checkpoint(best_path, module.model, make_meta({}))
+        summary = finalize_checkpoint(best_path, val_images, cfg)
+    except (KeyboardInterrupt, TrainingInterrupted) as exc:  # Ctrl-C, or SIGTERM through the handler above
+        signal_name = getattr(exc, "signal_name", "SIGINT")
+        total = t.head_epochs + t.epochs
+        _mark_interrupted(best_path, signal_name, trainer.current_epoch, total)
+        text = f"interrupted by {signal_name} {stage}; {_kept(run_dir, best_path, interrupted=True)}"
+        if (run_dir / "lightning" / "last.ckpt").exists():
+            text += f"; finish the calibration with: brainmri train --resume {shlex.quote(str(run_dir))}"
+        raise TrainingInterrupted(text, signal_name, 130 if signal_name == "SIGINT" else 143) from None
     summary.update({"run_dir": str(run_dir), "seconds": round(seconds, 1), "epochs_run": trainer.current_epoch,
                     "train_images": len(train_images), "val_images": len(val_images),
                     "unreadable": [f"{p}: {r}" for p, r in train_images.failures + val_images.failures]})
@@ -371,18 +381,25 @@ def _interrupted(trainer: pl.Trainer, recorder: InterruptRecorder, signal_name: 
     if not trainer.is_global_zero:
         return TrainingInterrupted("", signal_name, code)
     done, total = recorder.completed_epochs, t.head_epochs + t.epochs
-    if best_path.exists():
-        try:
-            model, meta = load_checkpoint(best_path)
-            meta.extra = {**meta.extra, "interrupted": True, "interrupted_by": signal_name, "completed_epochs": done, "epochs": total}
-            save_checkpoint(best_path, model, meta)
-        except Exception as exc:  # noqa: BLE001 - the message below still says what is there
-            log.warning("could not mark %s as interrupted: %s", best_path, exc)
+    _mark_interrupted(best_path, signal_name, done, total)
     where = f"after {done} of {total} epochs" + (f" and {recorder.batches_in_epoch} batches of the next" if recorder.batches_in_epoch else "")
     text = f"interrupted by {signal_name} {where}; {_kept(run_dir, best_path, interrupted=True)}"
     if (run_dir / "lightning" / "last.ckpt").exists():
         text += f"; resume with: brainmri train --resume {shlex.quote(str(run_dir))}"
     return TrainingInterrupted(text, signal_name, code)
+
+
+def _mark_interrupted(best_path: Path, signal_name: str, done: int, total: int) -> None:
+    """Record in the kept best checkpoint that its run was interrupted (``brainmri info`` says so;
+    a resumed run that finishes clears it)."""
+    if not best_path.exists():
+        return
+    try:
+        model, meta = load_checkpoint(best_path)
+        meta.extra = {**meta.extra, "interrupted": True, "interrupted_by": signal_name, "completed_epochs": done, "epochs": total}
+        save_checkpoint(best_path, model, meta)
+    except Exception as exc:  # noqa: BLE001 - the message still says what is there
+        log.warning("could not mark %s as interrupted: %s", best_path, exc)
 
 
 def finalize_checkpoint(path: Path, val_images: PreparedImages, cfg: RunConfig) -> dict:
