@@ -156,3 +156,17 @@ def test_top_label_scaling_never_changes_the_class_and_keeps_a_distribution():
     assert np.array_equal(apply_top_label(p, None), p)
     z = np.log(p)
     assert np.allclose(calibrated_probs(z, 1.0), p) and np.allclose(calibrated_probs(z, {"temperature": 1.0}), p)
+
+
+def test_macro_f1_interval_scores_a_resample_missing_a_rare_class_like_the_full_set():
+    """30 gliomas and 1 notumor, all right: macro F1 is 1 and so is every resample's, the ones
+    that miss the single notumor too (they used to score it F1 = 0, giving an interval down to 0.5)."""
+    y = np.array([0] * 30 + [2])
+    metric = partial(macro_f1_score, num_classes=4, classes=[0, 2], present_only=True)
+    assert metric(y, y) == 1.0
+    assert bootstrap_ci(y, y, metric, n_boot=200) == (1.0, 1.0)
+    old = partial(macro_f1_score, num_classes=4, classes=[0, 2])
+    assert bootstrap_ci(y, y, old, n_boot=200)[0] == 0.5  # the old rule, for contrast
+    wrong = y.copy()
+    wrong[-1] = 0  # the notumor called glioma: present, and scored
+    assert metric(y, wrong) == pytest.approx((2 * 30 / 61 + 0) / 2)

@@ -238,7 +238,8 @@ def summarize(labels: np.ndarray, logits: np.ndarray, class_names: list[str], ca
         "level": 0.95,
         "n_boot": n_boot,
         "accuracy": list(bootstrap_ci(labels, pred, accuracy_score, n_boot=n_boot, seed=seed)),
-        "macro_f1": list(bootstrap_ci(labels, pred, partial(macro_f1_score, num_classes=k, classes=average_over), n_boot=n_boot, seed=seed)),
+        "macro_f1": list(bootstrap_ci(labels, pred, partial(macro_f1_score, num_classes=k, classes=average_over, present_only=True),
+                                          n_boot=n_boot, seed=seed)),
     }
     m["ece"] = expected_calibration_error(probs, labels)
     m["ece_before"] = expected_calibration_error(softmax_with_temperature(logits, 1.0), labels)

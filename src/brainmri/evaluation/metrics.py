@@ -91,12 +91,20 @@ def accuracy_score(y_true, y_pred) -> np.ndarray | float:
     return (t == p).mean(axis=-1)
 
 
-def macro_f1_score(y_true, y_pred, num_classes: int | None = None, classes: Sequence[int] | None = None) -> np.ndarray | float:
+def macro_f1_score(y_true, y_pred, num_classes: int | None = None, classes: Sequence[int] | None = None,
+                   present_only: bool = False) -> np.ndarray | float:
     """Unweighted mean of per-class F1 over all classes (or over the indices ``classes``, e.g.
-    those present in an evaluation set); works on batches (..., N)."""
+    those present in an evaluation set); works on batches (..., N). ``present_only`` leaves out,
+    row by row, the classes with no true sample in that row: a bootstrap resample that happens to
+    miss a rare class is then scored as the full set is, not with an F1 of 0 for that class."""
     k = num_classes or _num_classes(y_true, y_pred)
-    _, _, f1, _ = per_class_prf(confusion_matrix(y_true, y_pred, k))
-    return (f1 if classes is None else f1[..., list(classes)]).mean(axis=-1)
+    _, _, f1, support = per_class_prf(confusion_matrix(y_true, y_pred, k))
+    if classes is not None:
+        f1, support = f1[..., list(classes)], support[..., list(classes)]
+    if not present_only:
+        return f1.mean(axis=-1)
+    present = support > 0
+    return (f1 * present).sum(axis=-1) / np.maximum(present.sum(axis=-1), 1)
 
 
 def roc_curve(y_binary, scores) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
