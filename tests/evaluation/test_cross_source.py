@@ -168,3 +168,15 @@ def test_nifti_noise_slices_are_counted_out_of_distribution_and_4d_is_named(chec
     nib.save(nib.Nifti1Image(vol, np.eye(4)), str(disc))
     clean = evaluate_tumor_presence(checkpoint, disc, assume_label="notumor", slices="all")
     assert "volume_note" not in clean and clean["ood"]["of"] == 6
+
+
+def test_the_models_own_training_data_is_flagged_as_no_cross_source_test(tmp_path):
+    data = make_phantom_dataset(tmp_path / "ds", layout="split", n_per_class=3, test_per_class=2, size=32, seed=4)
+    meta = CheckpointMeta(model=ModelConfig(name="seed003_cnn"), class_names=CLASSES, preprocess=PreprocessConfig(image_size=32),
+                          task="tumor4", data={"root": str(data)})
+    ckpt = save_checkpoint(tmp_path / "own.safetensors", create_model("seed003_cnn", 4), meta)
+    whole = evaluate_tumor_presence(ckpt, data, cache_dir=None)
+    assert whole["warning"].startswith(f"{data} is the dataset {ckpt} was trained on (data.root)")
+    inside = evaluate_tumor_presence(ckpt, data / "Training", cache_dir=None)
+    assert inside["warning"].startswith(f"{data / 'Training'} lies inside {data}, the dataset")
+    assert "warning" not in evaluate_tumor_presence(ckpt, data / "Testing", cache_dir=None)  # its own test split: no source claim

@@ -64,7 +64,9 @@ def test_info_shows_an_onnx_files_embedded_metadata(onnx_no_suffix, capsys):
     assert f"ONNX model:   {onnx_no_suffix}" in out
     assert "classes: glioma, meningioma, notumor, pituitary" in out and "seed003_cnn" in out
     assert main(["info", str(onnx_no_suffix), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["class_names"] == ["glioma", "meningioma", "notumor", "pituitary"]
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["class_names"] == ["glioma", "meningioma", "notumor", "pituitary"]
+    assert shown["file_format"] == "onnx" and shown["file"] == str(onnx_no_suffix)  # not passed off as the checkpoint
 
 
 def test_predict_picks_the_onnx_backend_by_content(tiny_ckpt, onnx_no_suffix, phantom_files, tmp_path):

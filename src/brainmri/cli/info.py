@@ -26,8 +26,9 @@ def run(args) -> int:
     else:
         state, meta = read_checkpoint(path)
         n_params, kind = sum(t.numel() for t in state.values()), "checkpoint"
-    if args.json:
-        print(json.dumps(meta.to_json(), indent=2))
+    if args.json:  # the checkpoint metadata, and which file it was read from (the same metadata travels into an ONNX export)
+        file_info = {"file": str(path), "file_format": "onnx" if kind == "ONNX model" else "safetensors", "tensor_elements": int(n_params)}
+        print(json.dumps({**file_info, **meta.to_json()}, indent=2))
         return 0
     print(f"{kind + ':':<14}{path}")
     print(f"model:        {meta.model.name} ({n_params / 1e6:.1f} M tensors' elements), head {meta.model.head}")

@@ -269,8 +269,15 @@ def _trained_on_warning(checkpoint, meta, root, paths: list[str], copies: int = 
     :func:`trained_on_mask`), or lies wholly in their class folders (other scans of a source it
     was trained on)."""
     from brainmri.data.presence import file_key
+    from brainmri.evaluation.evaluate import _recorded_roots, inside_training_root
     from brainmri.inference.nifti import volume_name
 
+    if any(_same_path(r, root) for r in _recorded_roots(meta, checkpoint)):
+        return (f"{root} is the dataset {checkpoint} was trained on (data.root): its training and validation images are scored "
+                "here, so this is not a cross-source test (its Testing split alone is the model's own test, not another source)")
+    if (own := inside_training_root(meta, root, checkpoint)) is not None:
+        return (f"{root} lies inside {own}, the dataset {checkpoint} was trained on (data.root): these are its training or "
+                "validation images, so this is not a cross-source test")
     extra = (meta.data or {}).get("extra_train") or []
     for e in extra:
         if _same_path(e["source"], root):
