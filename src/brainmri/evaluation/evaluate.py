@@ -325,22 +325,6 @@ def _load_index(meta, data, cfg, checkpoint) -> tuple:
                     f"carved as in training ({n_test} of {len(carved.samples)} images)")
 
 
-def _inside_training_root(root, meta) -> str | None:
-    """The model's recorded training folder when ``root`` lies inside it but not in its test split
-    (a ``Testing`` / ``test`` folder), else ``None``."""
-    trained = (meta.data or {}).get("root")
-    if not trained:
-        return None
-    try:
-        here, base = Path(root).resolve(), Path(trained).resolve()
-    except (OSError, RuntimeError):
-        return None
-    if not base.is_dir() or not (here == base or here.is_relative_to(base)):
-        return None
-    rel = here.relative_to(base).parts
-    return None if rel and rel[0].lower() in ("testing", "test") else str(trained)
-
-
 def _with_unreadable(note: str | None, preds: SplitPredictions, index, split: str) -> str | None:
     """``note`` (written when the images were listed, before any was read) made to agree with the
     ``n`` reported: how many were unreadable and left out, and which classes lost every image."""
@@ -438,7 +422,7 @@ def evaluate_checkpoint(
     result["leak_note"] = None
     leak_wanted = split_name == "test" and (leak_threshold is None or leak_threshold >= 0)
     if leak_wanted and not index.split("train"):
-        inside = _inside_training_root(cfg.root, meta)
+        inside = inside_training_root(meta, cfg.root, checkpoint)
         result["leak_note"] = (
             f"WARNING: {cfg.root} lies inside {inside}, the folder this model was trained from (data.root), and is not its test "
             "split: these are (mostly) its own training or validation images, so this is no test result" if inside else
