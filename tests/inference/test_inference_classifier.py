@@ -80,7 +80,7 @@ def test_batch_keeps_going_when_preparing_one_input_fails(tiny_clf, tmp_path, mo
     monkeypatch.setattr(tiny_clf, "prepare", prepare)
     preds = tiny_clf.predict_batch(paths, batch_size=8)
     assert [p.error is None for p in preds] == [True, False, True]  # the others still get their answer
-    assert preds[1].error == f"{paths[1]}: could not be processed (MemoryError)"
+    assert preds[1].error == f"{paths[1]}: could not be processed (MemoryError: Unable to allocate 320. GiB)"
 
 
 def test_single_predict_raises_naming_the_file(tiny_clf, tmp_path) -> None:

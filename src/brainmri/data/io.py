@@ -71,10 +71,7 @@ def _decode(fp, name: str, max_pixels: int) -> np.ndarray:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(fp) as img:
                 w, h = img.size
-                if w * h > max_pixels:
-                    raise ImageReadError(name, f"image is {w}x{h} = {w * h:,} pixels, over the limit of {max_pixels:,} (possible decompression bomb)")
-                if w < 2 or h < 2:
-                    raise ImageReadError(name, f"image is only {w}x{h} pixels")
+                check_image_size(name, h, w, max_pixels)
                 if getattr(img, "n_frames", 1) > 1:
                     img.seek(0)  # animated GIF / multi-page TIFF: first frame
                 img.load()
@@ -109,6 +106,14 @@ def check_file(path: str | Path, folder: str = "is a folder, not an image file")
     broken symbolic link (with its target), a symbolic link loop, a folder (``folder``), or a
     FIFO / device / socket (reading one would block forever or never end, e.g. ``/dev/zero``)."""
     p = Path(path)
+    try:
+        _check_file(p, folder)
+    except OSError as exc:  # e.g. a name too long for the file system: the path cannot even be looked at
+        shown = str(p) if len(str(p)) <= 120 else str(p)[:60] + "..." + str(p)[-40:]
+        raise ImageReadError(shown, f"cannot be read ({exc.strerror or exc})") from None
+
+
+def _check_file(p: Path, folder: str) -> None:
     if p.is_symlink() and not p.exists():
         try:
             p.resolve(strict=True)
@@ -162,29 +167,73 @@ def decode_image_bytes(data: bytes, name: str = "<upload>", max_pixels: int = DE
     return _decode(io.BytesIO(data), name, max_pixels)
 
 
-def as_gray_uint8(image, name: str = "<array>") -> np.ndarray:
-    """Accept a numpy array (H,W), (H,W,1), (H,W,3), (H,W,4) of any numeric dtype, or a PIL image,
-    and return a grayscale ``uint8`` array. Float arrays in [0, 1] are scaled by 255; other ranges
-    are min-max scaled. Non-finite values are refused."""
-    if isinstance(image, Image.Image):
-        return _to_gray_uint8(ImageOps.exif_transpose(image) or image)
-    arr = np.asarray(image)
-    if arr.ndim == 3 and arr.shape[2] in (1, 3, 4):
-        arr = arr[..., :3].astype(np.float64).mean(axis=2) if arr.shape[2] >= 3 else arr[..., 0]
-    if arr.ndim != 2 or min(arr.shape) < 2:
-        raise ImageReadError(name, f"expected a 2-D image (H, W) or (H, W, C), got shape {tuple(np.asarray(image).shape)}")
-    if arr.dtype == np.uint8:
-        return arr
-    if arr.dtype == bool:
-        return arr.astype(np.uint8) * 255
-    arr = arr.astype(np.float64)
+MAX_SIDE = 16_384  # pixels; preparing pads to a square of the longest side (a 2 x 5,000,000 strip: a 25 TB square)
+
+
+def check_image_size(name: str, height: int, width: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    """Refuse an image too small, too large (``max_pixels``) or too long on one side to be a scan, by name."""
+    if height < 2 or width < 2:
+        raise ImageReadError(name, f"image is only {width}x{height} pixels")
+    if height * width > max_pixels:
+        raise ImageReadError(name, f"image is {width}x{height} = {width * height:,} pixels, over the limit of {max_pixels:,} "
+                                   "(possible decompression bomb)")
+    if max(height, width) > MAX_SIDE:
+        raise ImageReadError(name, f"image is {width}x{height} pixels: a side over the limit of {MAX_SIDE:,} (no scan is that long)")
+
+
+def to_uint8_levels(arr: np.ndarray, is_float: bool) -> np.ndarray:
+    """The intensity rule for in-memory arrays (any shape): floats in [0, 1] are scaled by 255;
+    whole numbers in 0..255 (integer arrays, or floats holding 8-bit levels) are kept as 8-bit gray
+    levels; anything else (a float scan in arbitrary units, 12-bit integers, negative values) is
+    min-max scaled to 0..255."""
+    arr = np.asarray(arr, dtype=np.float64)
     if not np.all(np.isfinite(arr)):
-        raise ImageReadError(name, "array contains NaN or infinite values")
+        raise ValueError("array contains NaN or infinite values")
+    if arr.size == 0:
+        return arr.astype(np.uint8)
     lo, hi = float(arr.min()), float(arr.max())
-    if lo >= 0 and hi <= 1.0 and np.asarray(image).dtype.kind == "f":
+    if is_float and lo >= 0 and hi <= 1.0:
         return np.round(arr * 255).astype(np.uint8)
-    if lo >= 0 and hi <= 255:
+    if lo >= 0 and hi <= 255 and (not is_float or np.array_equal(arr, np.round(arr))):
         return np.round(arr).astype(np.uint8)
     if hi <= lo:
         return np.zeros(arr.shape, dtype=np.uint8)
     return np.round((arr - lo) / (hi - lo) * 255).astype(np.uint8)
+
+
+def as_gray_uint8(image, name: str = "<array>", max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Accept a numpy array (H,W), (H,W,1), (H,W,3), (H,W,4) of a numeric dtype, or a PIL image,
+    and return a grayscale ``uint8`` array (colour: the mean of the channels; the levels by
+    :func:`to_uint8_levels`). Non-finite values, non-numeric dtypes and sizes no scan has
+    (:func:`check_image_size`) are refused with :class:`ImageReadError` naming ``name``."""
+    if isinstance(image, Image.Image):
+        try:
+            check_image_size(name, image.height, image.width, max_pixels)
+            return _to_gray_uint8(ImageOps.exif_transpose(image) or image)
+        except ImageReadError:
+            raise
+        except (ValueError, OSError) as exc:  # a closed image, a colour mode Pillow cannot map to gray, NaN pixels
+            text = str(exc) or type(exc).__name__
+            raise ImageReadError(name, f"unsupported colour mode ({text})" if "conversion from" in text else text) from None
+    arr = np.asarray(image)
+    if arr.dtype.kind not in "buif":
+        raise ImageReadError(name, f"array of dtype {arr.dtype} is not an image; give numbers (uint8, uint16, float...)")
+    if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (1, 3, 4))) or min(arr.shape[:2]) < 2:
+        raise ImageReadError(name, f"expected a 2-D image (H, W) or (H, W, C), got shape {tuple(arr.shape)}")
+    check_image_size(name, arr.shape[0], arr.shape[1], max_pixels=max_pixels)
+    if arr.ndim == 3:
+        arr = arr[..., :3] if arr.shape[2] >= 3 else arr[..., 0]  # alpha ignored
+    levels = to_uint8_levels_or_refuse(arr, name)  # on the channels, before they are averaged: one rule for gray and colour
+    return levels if levels.ndim == 2 else np.round(levels.astype(np.float64).mean(axis=2)).astype(np.uint8)
+
+
+def to_uint8_levels_or_refuse(arr: np.ndarray, name: str) -> np.ndarray:
+    """:func:`to_uint8_levels` for any numeric array (bool: 0 / 255), refusing NaN by ``name``."""
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.dtype == bool:
+        return arr.astype(np.uint8) * 255
+    try:
+        return to_uint8_levels(arr, is_float=arr.dtype.kind == "f")
+    except ValueError as exc:
+        raise ImageReadError(name, str(exc)) from None

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -161,6 +162,9 @@ def heatmap_rgb(heatmap: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
+_CAM_LOCK = threading.RLock()  # one class-activation map at a time per process (see cam_batch)
+
+
 def _build_cam(method: str, model: nn.Module, layer: nn.Module):
     import pytorch_grad_cam
 
@@ -226,20 +230,21 @@ def cam_batch(
     was_training = model.training
     device = next(model.parameters()).device
     x = inputs.to(device)
-    cam = _build_cam(method, model, layer)
-    try:
-        with torch.inference_mode(False), torch.enable_grad():
-            x = x.clone()
-            shape, logits = _layer_output_shape(model, layer, x)
-            check_layer_output(model, layer, shape)
-            wanted = list(target_indices) if target_indices is not None else [None] * len(x)
-            targets = [ClassifierOutputTarget(int(logits[i].argmax()) if t is None else int(t)) for i, t in enumerate(wanted)]
-            quiet = contextlib.redirect_stderr(io.StringIO()) if method == "scorecam" else contextlib.nullcontext()
-            with quiet:  # ScoreCAM draws a tqdm progress bar per image
-                maps = cam(input_tensor=x, targets=targets)
-    finally:
-        cam.activations_and_grads.release()
-        model.train(was_training)
+    with _CAM_LOCK:  # the CAM's hooks sit on the model: two at once would read each other's activations
+        cam = _build_cam(method, model, layer)
+        try:
+            with torch.inference_mode(False), torch.enable_grad():
+                x = x.clone()
+                shape, logits = _layer_output_shape(model, layer, x)
+                check_layer_output(model, layer, shape)
+                wanted = list(target_indices) if target_indices is not None else [None] * len(x)
+                targets = [ClassifierOutputTarget(int(logits[i].argmax()) if t is None else int(t)) for i, t in enumerate(wanted)]
+                quiet = contextlib.redirect_stderr(io.StringIO()) if method == "scorecam" else contextlib.nullcontext()
+                with quiet:  # ScoreCAM draws a tqdm progress bar per image
+                    maps = cam(input_tensor=x, targets=targets)
+        finally:
+            cam.activations_and_grads.release()
+            model.train(was_training)
     maps = np.nan_to_num(np.asarray(maps, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
     return np.clip(maps, 0.0, 1.0), logits
 

@@ -17,6 +17,7 @@ nothing from ``brainmri.training``. For research use only; not a medical device.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
@@ -69,6 +70,19 @@ class Prediction:
         return cls(path=path, label=None, error=message)
 
 
+def _is_one_image(items: Any) -> bool:
+    """A PIL image or a tensor passed where a list of inputs belongs."""
+    from PIL import Image
+
+    return isinstance(items, Image.Image) or (type(items).__module__.startswith("torch") and hasattr(items, "detach"))
+
+
+def _short_reason(exc: BaseException) -> str:
+    """``Type: message`` of an unexpected error, on one line and short."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
+
+
 def bundled_checkpoint() -> Path:
     """Path of the bundled tumor4 model, or CheckpointError explaining how to pass one."""
     ref = resources.files("brainmri") / "weights" / BUNDLED_MODEL
@@ -108,6 +122,8 @@ class Classifier:
         self.source = source
         self.backend = backend
         self._model = model
+        self._explain_model: torch.nn.Module | None = None  # a copy for CAMs, made on first use
+        self._explain_lock = threading.Lock()
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -135,6 +151,12 @@ class Classifier:
         """
         if backend not in BACKENDS:
             raise ConfigError(f"backend={backend!r} is not valid; choose one of: {', '.join(BACKENDS)}")
+        if num_threads is not None and (isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1):
+            raise ConfigError(f"num_threads={num_threads!r} is not valid; give a positive integer (or None for the library's choice)")
+        if not isinstance(bf16, bool):
+            raise ConfigError(f"bf16={bf16!r} is not valid; give True or False")
+        if path is not None and not isinstance(path, (str, Path)):
+            raise ConfigError(f"path={path!r} is not valid; give the checkpoint's path (str or Path), or None for the bundled model")
         p = Path(path) if path is not None else bundled_checkpoint()
         if not p.is_file():
             raise CheckpointError(f"{p}: " + ("is a folder, not a checkpoint file (a run folder holds best.safetensors)" if p.is_dir() else "checkpoint file not found"))
@@ -195,21 +217,37 @@ class Classifier:
         axis: str | int = "axial",
         slices: str = "middle",
     ) -> list[Prediction]:
-        """Predict many inputs; a bad one gets its ``error`` and the others go on."""
-        items = list(items)
+        """Predict many inputs, one result per input in order; a bad one gets its ``error`` and
+        the others go on. An input without a path or ``names`` entry is named by its kind and place
+        (``<array #2>``).
+
+        Raises:
+            ConfigError: ``items`` is one input rather than a collection, ``names`` does not have
+                one name per input, or ``batch_size`` is not a positive integer.
+        """
+        if isinstance(items, (str, Path, bytes, bytearray, memoryview, np.ndarray)) or _is_one_image(items):
+            raise ConfigError(f"predict_batch takes a list of inputs, not one {type(items).__name__}; use predict() for a single input")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError(f"batch_size={batch_size!r} is not valid; give a positive integer")
+        try:
+            items = list(items)
+        except TypeError:
+            raise ConfigError(f"predict_batch takes a list of inputs, not {type(items).__name__}") from None
         names = list(names) if names is not None else [None] * len(items)
+        if len(names) != len(items):
+            raise ConfigError(f"names has {len(names)} entries for {len(items)} inputs; give one name per input (or none)")
         out: list[Prediction] = []
-        for start in range(0, len(items), max(1, batch_size)):
+        for start in range(0, len(items), batch_size):
             decoded: list[DecodedInput | Prediction] = []
-            for item, name in zip(items[start : start + batch_size], names[start : start + batch_size]):
-                label = name or (str(item) if isinstance(item, (str, Path)) else None)
+            for k, (item, name) in enumerate(zip(items[start : start + batch_size], names[start : start + batch_size]), start):
+                label = name or (str(item) if isinstance(item, (str, Path)) else f"<{type(item).__name__} #{k}>")
                 try:
-                    decoded.append(decode_item(item, name=name, axis=axis, slices=slices))
+                    decoded.append(decode_item(item, name=label, axis=axis, slices=slices))
                 except BrainMRIError as exc:
                     decoded.append(Prediction.failed(label, str(exc)))
                 except Exception as exc:  # noqa: BLE001 - one bad input never stops the batch
                     log.warning("unexpected %s while reading %s", type(exc).__name__, label)
-                    decoded.append(Prediction.failed(label, f"{label}: could not be processed ({type(exc).__name__})"))
+                    decoded.append(Prediction.failed(label, f"{label}: could not be processed ({_short_reason(exc)})"))
             prepared: list[list[torch.Tensor]] = []
             for k, d in enumerate(decoded):  # preparing one input (crop, resize) can fail too; the others go on
                 if isinstance(d, DecodedInput):
@@ -219,7 +257,7 @@ class Classifier:
                         decoded[k] = Prediction.failed(d.name, str(exc))
                     except Exception as exc:  # noqa: BLE001 - e.g. MemoryError on an absurd image
                         log.warning("unexpected %s while preparing %s", type(exc).__name__, d.name)
-                        decoded[k] = Prediction.failed(d.name, f"{d.name}: could not be processed ({type(exc).__name__})")
+                        decoded[k] = Prediction.failed(d.name, f"{d.name}: could not be processed ({_short_reason(exc)})")
             good = [d for d in decoded if isinstance(d, DecodedInput)]
             results = iter(self._run(good, prepared, batch_size))
             out.extend(next(results) if isinstance(d, DecodedInput) else d for d in decoded)
@@ -283,12 +321,27 @@ class Classifier:
         )
 
     # ------------------------------------------------------------------ explanation
-    def explain_image(self, gray: np.ndarray, method: str = "gradcam") -> np.ndarray:
-        """Grad-CAM overlay (H, W, 3) uint8 RGB of the predicted class on ``gray``."""
+    def explain_image(self, image: Any, method: str = "gradcam", name: str | None = None) -> np.ndarray:
+        """Grad-CAM overlay (H, W, 3) uint8 RGB of the predicted class on ``image``: anything
+        :meth:`predict` takes (a volume or multi-frame DICOM: its first selected slice, the middle
+        one by default). Safe to call from several threads (one CAM runs at a time per process)."""
         from brainmri.explain.cam import explain
 
-        [result] = explain(self.torch_model, self.meta, [gray], method=method)
+        model = self._model_for_explanations()  # an ONNX file cannot explain: said before any decoding
+        gray = image if isinstance(image, np.ndarray) and image.ndim == 2 and image.dtype == np.uint8 else decode_item(image, name=name).images[0]
+        [result] = explain(model, self.meta, [gray], method=method)
         return result.overlay
+
+    def _model_for_explanations(self) -> torch.nn.Module:
+        """A copy of the model for CAMs: their hooks must never see the forward passes of
+        :meth:`predict` calls running at the same time in other threads (a server)."""
+        import copy
+
+        model = self.torch_model
+        with self._explain_lock:
+            if self._explain_model is None:
+                self._explain_model = copy.deepcopy(model).eval()
+        return self._explain_model
 
     def describe(self) -> dict[str, Any]:
         """Model card facts for ``/v1/model`` and ``brainmri predict --json``."""

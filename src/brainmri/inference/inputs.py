@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from brainmri.data.io import DEFAULT_MAX_PIXELS, as_gray_uint8, check_file, decode_image_bytes
+from brainmri.data.io import DEFAULT_MAX_PIXELS, as_gray_uint8, check_file, decode_image_bytes, to_uint8_levels_or_refuse
 from brainmri.errors import ImageReadError
 from brainmri.inference.ood import colorfulness, colorfulness_of_source
 from brainmri.inference.sniff import RASTER_FORMATS, sniff_bytes
@@ -116,20 +116,49 @@ def decode_path(path: str | Path, **kwargs: Any) -> DecodedInput:
 
 
 def decode_item(item: Any, name: str | None = None, **kwargs: Any) -> DecodedInput:
-    """Decode a path, bytes, numpy array (H, W) / (H, W, C) or PIL image."""
+    """Decode a path, bytes, numpy array (H, W) / (H, W, C), torch tensor or PIL image."""
     if isinstance(item, (str, Path)):
         return decode_path(item, **kwargs)
     if isinstance(item, (bytes, bytearray, memoryview)):
         return decode_bytes(bytes(item), name or "<bytes>", **kwargs)
     if isinstance(item, Image.Image):
         label = name or "<PIL image>"
+        gray = as_gray_uint8(item, name=label)  # first: a closed image, a bad mode or size is refused by name
         colour = colorfulness(np.asarray(item.convert("RGB"))) if item.mode not in ("L", "I", "F", "1") and not item.mode.startswith("I;") else None
-        gray = as_gray_uint8(item, name=label)
         return DecodedInput(label, [gray], None, colour, {"format": "pil", "height": gray.shape[0], "width": gray.shape[1]})
+    if _is_tensor(item):
+        item = _tensor_to_numpy(item, name or "<tensor>")
+        name = name or "<tensor>"
     if isinstance(item, np.ndarray) or hasattr(item, "__array__"):
         label = name or "<array>"
-        arr = np.asarray(item)
-        colour = colorfulness(np.clip(arr[..., :3], 0, 255).astype(np.uint8)) if arr.ndim == 3 and arr.shape[2] in (3, 4) and arr.dtype == np.uint8 else None
+        try:
+            arr = np.asarray(item)
+        except Exception as exc:  # noqa: BLE001 - an object whose __array__ fails
+            raise ImageReadError(label, f"cannot be read as an array ({type(exc).__name__}: {exc})") from None
         gray = as_gray_uint8(arr, name=label)
+        colour = None
+        if arr.ndim == 3 and arr.shape[2] in (3, 4):  # any dtype: the same levels as the gray image, so every form gets one verdict
+            colour = colorfulness(to_uint8_levels_or_refuse(arr[..., :3], label))
         return DecodedInput(label, [gray], None, colour, {"format": "array", "height": gray.shape[0], "width": gray.shape[1]})
-    raise ImageReadError(name or repr(type(item).__name__), f"cannot predict on a {type(item).__name__}; give a path, bytes, a numpy array or a PIL image")
+    kind = type(item).__name__
+    raise ImageReadError(name or f"<{kind}>", f"cannot predict on {'an' if kind[:1].lower() in 'aeiou' else 'a'} {kind}; "
+                                              "give a path, bytes, a numpy array, a torch tensor or a PIL image")
+
+
+def _is_tensor(item: Any) -> bool:
+    return type(item).__module__.startswith("torch") and hasattr(item, "detach")
+
+
+def _tensor_to_numpy(t: Any, name: str) -> np.ndarray:
+    """A torch tensor (any device, dtype, requires_grad) as a numpy array; (1, H, W) / (C, H, W)
+    with C in 1, 3, 4 are taken channels-first, as torchvision gives images."""
+    import torch
+
+    t = t.detach().cpu()
+    if t.dtype in (torch.bfloat16, torch.float16):
+        t = t.float()
+    if t.is_complex():
+        raise ImageReadError(name, f"tensor of dtype {t.dtype} is not an image")
+    if t.ndim == 3 and t.shape[0] in (1, 3, 4) and t.shape[-1] not in (1, 3, 4):
+        t = t.permute(1, 2, 0)
+    return t.numpy()
