@@ -162,3 +162,48 @@ def test_corrupt_compressed_pixel_data_is_one_clear_error_without_decoder_traceb
         read_dicom(bytes(data), "bad.dcm")
     captured = capfd.readouterr()
     assert "Traceback" not in captured.err + captured.out
+
+
+def test_a_codestream_claiming_a_bigger_image_than_the_header_is_refused_before_decoding(tmp_path) -> None:
+    """One 4-byte field of a 35 KB JPEG 2000 file made the decoder take 12 GB and 24 s."""
+    import resource
+    import struct
+    import time
+
+    from brainmri.errors import ImageReadError
+    from brainmri.inference.dicom import codestream_size
+
+    pixels = phantom(0, size=64).astype(np.uint16) * 16
+    try:
+        path = make_dicom(tmp_path / "c.dcm", pixels, compress="1.2.840.10008.1.2.4.90")
+    except RuntimeError as exc:  # encoder plugin not installed
+        pytest.skip(f"no JPEG 2000 encoder: {exc}")
+    data = bytearray(path.read_bytes())
+    start = data.find(b"\xff\x4f\xff\x51")
+    assert codestream_size(bytes(data[start:])) == (64, 64)  # an honest file reads as its header says
+    assert len(read_dicom(bytes(data), "ok.dcm").frames) == 1
+    data[start + 8:start + 12] = struct.pack(">I", 9_000_000)  # the codestream's width; the DICOM header still says 64
+    before, t0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter()
+    with pytest.raises(ImageReadError, match=r"^wide\.dcm: corrupt DICOM pixel data: the compressed image declares 9000000x64 "
+                                             r"pixels but the DICOM header says 64x64; refused before decoding$"):
+        read_dicom(bytes(data), "wide.dcm")
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # KiB: nothing was decoded
+
+
+def test_jpeg_frame_header_size_is_read():
+    from brainmri.inference.dicom import codestream_size
+
+    sof = b"\xff\xd8" + b"\xff\xe0\x00\x04ab" + b"\xff\xc0\x00\x0b\x08" + (300).to_bytes(2, "big") + (20000).to_bytes(2, "big") + b"\x01"
+    assert codestream_size(sof) == (20000, 300)
+    assert codestream_size(b"\xff\xd8\xff\xda\x00\x02") is None and codestream_size(b"RLE data") is None
+
+
+def test_an_unknown_value_representation_is_a_corrupt_header_not_a_crash(tmp_path) -> None:
+    from brainmri.errors import ImageReadError
+
+    path = make_dicom(tmp_path / "s.dcm", phantom(0, size=32).astype(np.uint16))
+    data = path.read_bytes()
+    tag = b"\x28\x00\x11\x00US"  # Columns, explicit VR 'US'
+    assert data.count(tag) == 1
+    with pytest.raises(ImageReadError, match=r"^v\.dcm: corrupt DICOM header \(Unknown Value Representation 'XX' in tag \(0028,0011\)\)$"):
+        read_dicom(data.replace(tag, b"\x28\x00\x11\x00XX"), "v.dcm")

@@ -103,6 +103,7 @@ def _decode_pixels(ds: Any, name: str, max_pixels: int) -> np.ndarray:
         raise ImageReadError(name, f"DICOM pixel data is {declared:,} pixels, over the limit of {max_pixels:,}")
     ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
     ts_text = f"{ts.name} ({ts})" if ts is not None else "unknown"
+    _check_codestream_size(ds, name, ts, max_pixels)
     quiet = logging.getLogger("pydicom")
     level = quiet.level
     quiet.setLevel(logging.CRITICAL)  # pydicom logs every failed decoder's traceback itself
@@ -116,9 +117,65 @@ def _decode_pixels(ds: Any, name: str, max_pixels: int) -> np.ndarray:
     except (NotImplementedError, ImportError):
         raise ImageReadError(name, _no_decoder(ts, ts_text)) from None
     except Exception as exc:  # noqa: BLE001 - corrupt pixel data raises many types
+        if ts is None:
+            raise ImageReadError(name, "DICOM file meta names no transfer syntax (TransferSyntaxUID), so how its pixels are "
+                                       "encoded is unknown; rewrite it with a DICOM tool (e.g. dcmconv)") from None
         raise ImageReadError(name, f"corrupt DICOM pixel data ({type(exc).__name__}, transfer syntax {ts_text})") from None
     finally:
         quiet.setLevel(level)
+
+
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF, 0xF7}  # SOF0-15 but DHT/JPG/DAC; JPEG-LS
+
+
+def codestream_size(fragment: bytes) -> tuple[int, int] | None:
+    """(width, height) that a JPEG, JPEG-LS or JPEG 2000 codestream declares in its header
+    (SOF / SIZ marker), or ``None`` when ``fragment`` does not start like one."""
+    import struct
+
+    if fragment[:4] == b"\xff\x4f\xff\x51" and len(fragment) >= 24:  # J2K: SOC, SIZ (Lsiz, Rsiz, Xsiz, Ysiz, XOsiz, YOsiz)
+        xsiz, ysiz, xo, yo = struct.unpack(">IIII", fragment[8:24])
+        return max(0, xsiz - xo), max(0, ysiz - yo)
+    if fragment[:2] != b"\xff\xd8":
+        return None
+    pos = 2
+    while pos + 4 <= len(fragment):  # walk the marker segments up to the first frame header
+        if fragment[pos] != 0xFF:
+            return None
+        marker = fragment[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        (length,) = struct.unpack(">H", fragment[pos + 2 : pos + 4])
+        if marker in _JPEG_SOF and pos + 9 <= len(fragment):
+            height, width = struct.unpack(">HH", fragment[pos + 5 : pos + 9])
+            return width, height
+        if marker == 0xDA or length < 2:  # scan data before any frame header: nothing to read
+            return None
+        pos += 2 + length
+    return None
+
+
+def _check_codestream_size(ds: Any, name: str, ts: Any, max_pixels: int) -> None:
+    """A compressed frame's own header must declare the image the DICOM header does: a 35 KB
+    JPEG 2000 file whose codestream claims 9,000,000 columns would make the decoder allocate
+    gigabytes before failing (the DICOM Rows / Columns check above never sees that number)."""
+    if ts is None or not getattr(ts, "is_compressed", False) or "PixelData" not in ds:
+        return
+    try:
+        from pydicom.encaps import generate_fragmented_frames
+
+        first = next(generate_fragmented_frames(ds.PixelData, number_of_frames=int(ds.get("NumberOfFrames", 1) or 1)))[0]
+    except Exception:  # noqa: BLE001 - unreadable encapsulation: the decoder says what is wrong
+        return
+    size = codestream_size(bytes(first[:65536]))
+    if size is None:
+        return
+    width, height = size
+    rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+    if width * height > max_pixels or (width, height) != (cols, rows) and width * height > rows * cols:
+        raise ImageReadError(name, f"corrupt DICOM pixel data: the compressed image declares {width}x{height} pixels but the "
+                                   f"DICOM header says {cols}x{rows}; refused before decoding")
 
 
 def _no_decoder(ts: Any, ts_text: str) -> str:
@@ -178,6 +235,12 @@ def _to_uint8_gray(ds: Any, frames: np.ndarray, name: str) -> list[np.ndarray]:
     return [np.ascontiguousarray(f) for f in out]
 
 
+def _reason(exc: BaseException) -> str:
+    """pydicom's own words for what is broken (e.g. an unknown value representation), short."""
+    text = " ".join(str(exc).split())
+    return text[:160] if text and len(text) < 400 else type(exc).__name__
+
+
 def read_dicom(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> DicomFrames:
     """Decode a DICOM file's bytes into gray ``uint8`` frames.
 
@@ -199,18 +262,27 @@ def read_dicom(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> 
         except InvalidDicomError:
             raise ImageReadError(name, "not a valid DICOM file") from None
         except Exception as exc:  # noqa: BLE001 - truncated / corrupt files raise many types
-            raise ImageReadError(name, f"corrupt or truncated DICOM file ({type(exc).__name__})") from None
-        arr = _decode_pixels(ds, name, max_pixels)
-        frames, colour = _frames_array(ds, np.asarray(arr), name)
-        colorfulness = None
-        if colour:
-            from brainmri.inference.ood import colorfulness as colour_fraction
+            raise ImageReadError(name, f"corrupt or truncated DICOM file ({_reason(exc)})") from None
+        try:
+            return _frames_of(ds, name, max_pixels)
+        except ImageReadError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - pydicom parses elements lazily: a damaged header surfaces here
+            raise ImageReadError(name, f"corrupt DICOM header ({_reason(exc)})") from None
 
-            rgb = frames.astype(np.float64)
-            colorfulness = float(np.mean([colour_fraction(f) for f in rgb[:: max(1, len(rgb) // 8)]]))
-            gray_frames = [minmax_to_uint8(f.mean(axis=2)) if f.max() > 255 else np.round(f.mean(axis=2)).astype(np.uint8) for f in rgb]
-        else:
-            gray_frames = _to_uint8_gray(ds, frames, name)
+
+def _frames_of(ds: Any, name: str, max_pixels: int) -> DicomFrames:
+    arr = _decode_pixels(ds, name, max_pixels)
+    frames, colour = _frames_array(ds, np.asarray(arr), name)
+    colorfulness = None
+    if colour:
+        from brainmri.inference.ood import colorfulness as colour_fraction
+
+        rgb = frames.astype(np.float64)
+        colorfulness = float(np.mean([colour_fraction(f) for f in rgb[:: max(1, len(rgb) // 8)]]))
+        gray_frames = [minmax_to_uint8(f.mean(axis=2)) if f.max() > 255 else np.round(f.mean(axis=2)).astype(np.uint8) for f in rgb]
+    else:
+        gray_frames = _to_uint8_gray(ds, frames, name)
     ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
     info = {
         "format": "dicom",
