@@ -42,6 +42,9 @@ def _assert_error(resp, status: int, code: str) -> dict:
 
 def test_healthz_and_model(client) -> None:
     assert client.get("/healthz").json()["status"] == "ok"
+    for path in ("/healthz", "/"):  # uptime checkers ask with HEAD
+        r = client.head(path)
+        assert r.status_code == 200 and r.content == b""
     info = client.get("/v1/model").json()
     assert info["classes"] == ["glioma", "meningioma", "notumor", "pituitary"]
     assert info["disclaimer"] == DISCLAIMER and info["intended_use"] and info["version"]
@@ -81,7 +84,7 @@ def test_predict_dicom_and_nifti_uploads(client, tmp_path) -> None:
 def test_too_large_is_413(client) -> None:
     big = b"\x89PNG\r\n\x1a\n" + bytes(2 * 1024 * 1024)
     err = _assert_error(client.post("/v1/predict", files={"file": ("big.png", big)}), 413, "payload_too_large")
-    assert "1 MB" in err["message"]
+    assert "over the 1 MiB limit" in err["message"]
 
 
 def test_text_named_png_is_415(client) -> None:

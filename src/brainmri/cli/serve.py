@@ -73,8 +73,6 @@ def run(args) -> int:
     parse_axis(args.axis)  # a server misconfiguration is refused now, not blamed on each upload
     check_slices_spec(args.slices)
     api_key = args.api_key or os.environ.get("BRAINMRI_API_KEY") or None
-    if args.host not in LOOPBACK and not api_key:
-        log.warning("serving on %s without an API key: anyone who can reach this address can use the model", args.host)
     settings = ServeSettings(
         checkpoint=args.checkpoint,
         backend=args.backend,
@@ -86,12 +84,14 @@ def run(args) -> int:
         nifti_axis=args.axis,
         nifti_slices=args.slices,
     )
-    sock = _bind(args.host, args.port)
+    sock = _bind(args.host, args.port)  # a bad --host is refused before any warning about it
+    if args.host not in LOOPBACK and not api_key:
+        log.warning("serving on %s without an API key: anyone who can reach this address can use the model", args.host)
     try:
         app = create_app(settings)
         port = sock.getsockname()[1]
         host = f"[{args.host}]" if ":" in args.host else args.host
-        print(f"brainmri {brainmri.__version__} serving {app.state.classifier.source} ({settings.backend}) on http://{host}:{port}/  {brainmri.DISCLAIMER}", flush=True)
+        print(f"brainmri {brainmri.__version__} serving {app.state.classifier.source} ({app.state.classifier.backend}) on http://{host}:{port}/  {brainmri.DISCLAIMER}", flush=True)
         config = uvicorn.Config(app, host=args.host, port=port, log_level="warning" if args.quiet else "info", timeout_keep_alive=5)
         uvicorn.Server(config).run(sockets=[sock])
     finally:
@@ -114,7 +114,7 @@ def register(subparsers) -> None:
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
     p.add_argument("--backend", choices=("torch", "onnx"), default="onnx", help="inference engine (default: onnx, the fastest on CPU)")
     p.add_argument("--api-key", default=None, help="require this key in X-API-Key (default: env BRAINMRI_API_KEY; none: open)")
-    p.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload in MB (default: 20)")
+    p.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload in MiB (default: 20)")
     p.add_argument("--workers-concurrency", type=int, default=2, help="predictions running at once (default: 2)")
     p.add_argument("--queue", type=int, default=32, help="predictions allowed to wait; beyond that: 503 (default: 32)")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds before a prediction is answered 504 (default: 30)")

@@ -223,7 +223,7 @@ def create_app(settings: ServeSettings | None = None, classifier: Classifier | N
     app.state.settings, app.state.classifier, app.state.gate = settings, clf, gate
     _install_error_handlers(app)
 
-    @app.get("/healthz", summary="Liveness")
+    @app.api_route("/healthz", methods=["GET", "HEAD"], summary="Liveness")
     async def healthz() -> dict[str, Any]:
         return {"status": "ok", "model_loaded": True, "backend": clf.backend, "in_flight": gate.pending}
 
@@ -244,7 +244,7 @@ def create_app(settings: ServeSettings | None = None, classifier: Classifier | N
         data = await file.read(max_bytes + 1)
         await file.close()
         if len(data) > max_bytes:
-            raise ApiError(413, "payload_too_large", f"upload is over the {settings.max_upload_mb:g} MB limit")
+            raise ApiError(413, "payload_too_large", f"upload is over the {settings.max_upload_mb:g} MiB limit")
         if not data:
             raise ApiError(400, "empty_file", "the uploaded file is empty (0 bytes)")
         if sniff_bytes(data[: 64 * 1024]) is None:
@@ -263,7 +263,7 @@ def create_app(settings: ServeSettings | None = None, classifier: Classifier | N
             log.error("internal error on POST /v1/predict: %s", type(exc).__name__)
             raise ApiError(500, "internal_error", "internal error while handling the request; it has been logged") from None
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def page() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
 

@@ -39,7 +39,7 @@ class BodyTooLarge(HTTPException):
     parsers re-raise it instead of wrapping it in a 400)."""
 
     def __init__(self, limit_mb: float):
-        super().__init__(status_code=413, detail=f"upload is over the {limit_mb:g} MB limit")
+        super().__init__(status_code=413, detail=f"upload is over the {limit_mb:g} MiB limit")
 
 
 class GuardMiddleware:
@@ -82,7 +82,7 @@ class GuardMiddleware:
             except ValueError:
                 return await self._reply(send, 400, "bad_request", "invalid Content-Length header")
             if length > self.max_body_bytes:
-                return await self._reply(send, 413, "payload_too_large", f"upload is {length / 1024**2:.1f} MB, over the {self.max_upload_mb:g} MB limit")
+                return await self._reply(send, 413, "payload_too_large", f"upload is {length / 1024**2:.1f} MiB, over the {self.max_upload_mb:g} MiB limit")
             receive = self._counting(receive)
 
         async def send_with_headers(message: dict[str, Any]) -> None:

@@ -95,7 +95,8 @@ async function onSubmit(event) {
     if (!res.ok) {
       $("result").hidden = true;
       if (res.status === 401) $("key-label").hidden = false;
-      showError(data.error ? `${data.error.message} (${data.error.code})` : `Request failed (${res.status}).`);
+      const what = res.status === 401 ? "" : `${file.name}: `;  // the server never sees the name; the page does
+      showError(data.error ? `${what}${data.error.message} (${data.error.code})` : `${what}request failed (${res.status}).`);
       return;
     }
     renderResult(data);
