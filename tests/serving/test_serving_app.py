@@ -214,3 +214,21 @@ def test_two_files_in_one_request_are_refused(client, phantom_png) -> None:
     files = [("file", ("a.png", phantom_png)), ("file", ("b.png", phantom_png))]
     err = _assert_error(client.post("/v1/predict", files=files), 422, "invalid_request")
     assert err["message"] == "form field 'file' was sent 2 times; send one scan per request"
+
+
+def test_a_request_that_only_waited_in_the_queue_is_told_so_not_blamed_for_a_slow_scan() -> None:
+    import asyncio
+
+    from brainmri.serving.guard import ApiError, InferenceGate
+
+    gate = InferenceGate(concurrency=1, queue=1, timeout_s=0.3)
+
+    async def both():
+        slow = asyncio.ensure_future(gate.run(time.sleep, 1.0))
+        await asyncio.sleep(0.05)
+        waiting = asyncio.ensure_future(gate.run(lambda: "never ran"))
+        return await asyncio.gather(slow, waiting, return_exceptions=True)
+
+    slow, waiting = asyncio.run(both())
+    assert isinstance(slow, ApiError) and slow.status == 504 and "took longer than 0.3 s" in slow.message
+    assert isinstance(waiting, ApiError) and waiting.status == 503 and "waited 0.3 s for a free worker" in waiting.message

@@ -141,7 +141,9 @@ class InferenceGate:
         try:
             return await asyncio.wait_for(asyncio.shield(afut), self.timeout_s)
         except asyncio.TimeoutError:
-            cfut.cancel()
+            if cfut.cancel():  # it never started: it waited behind others the whole time
+                raise ApiError(503, "busy", f"waited {self.timeout_s:g} s for a free worker (the server is busy); retry shortly",
+                               {"Retry-After": "1"}) from None
             raise ApiError(504, "timeout", f"prediction took longer than {self.timeout_s:g} s") from None
 
     def _release(self, _: Any = None) -> None:
