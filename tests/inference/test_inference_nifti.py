@@ -175,3 +175,16 @@ def test_a_volume_too_large_to_read_is_refused_before_reading_it(tmp_path, monke
     monkeypatch.setattr(nifti, "MAX_VOXELS", 64 * 64 * 6)
     with pytest.raises(ImageReadError, match=r"v.nii.gz: NIfTI volume of 64 x 64 x 7 = 28,672 voxels is too large to read \(at most 24,576"):
         nifti.read_nifti(open(path, "rb").read(), path)
+
+
+def test_colour_and_truncated_nifti_say_what_is_wrong(tmp_path):
+    from brainmri.inference.nifti import read_nifti
+
+    rgb = np.zeros((8, 8, 4), dtype=[("R", "u1"), ("G", "u1"), ("B", "u1")])
+    nib.save(nib.Nifti1Image(rgb, np.eye(4)), str(tmp_path / "rgb.nii"))
+    with pytest.raises(ImageReadError, match=r"^rgb\.nii: NIfTI volume has colour \(RGB\) voxels"):
+        read_nifti((tmp_path / "rgb.nii").read_bytes(), "rgb.nii")
+    nib.save(nib.Nifti1Image(np.ones((16, 16, 8), np.float32), np.eye(4)), str(tmp_path / "v.nii"))
+    data = (tmp_path / "v.nii").read_bytes()
+    with pytest.raises(ImageReadError, match=r"^t\.nii: truncated NIfTI file: Expected 8192 bytes, got \d+ bytes of voxel data$"):
+        read_nifti(data[: len(data) // 2], "t.nii")

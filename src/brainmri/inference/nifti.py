@@ -142,6 +142,9 @@ def _load_volume(data: bytes, name: str, max_bytes: int) -> tuple[np.ndarray, tu
     info: dict[str, Any] = {"format": "nifti"}
     try:
         img = cls.from_bytes(raw)
+        if img.get_data_dtype().fields is not None:  # RGB24 / RGBA32 voxels: a rendered picture, not MR intensities
+            kind = "".join(img.get_data_dtype().names)
+            raise ImageReadError(name, f"NIfTI volume has colour ({kind}) voxels: a rendered picture, not gray MR intensities")
         shape = tuple(int(d) for d in img.shape)
         info["shape"] = list(shape)
         if len(shape) == 4:  # only the first volume is read, not all of them
@@ -164,6 +167,8 @@ def _load_volume(data: bytes, name: str, max_bytes: int) -> tuple[np.ndarray, tu
         raise ImageReadError(name, "NIfTI volume is too large to read into memory") from None
     except Exception as exc:  # noqa: BLE001 - nibabel raises many types on bad files
         detail = " ".join(str(exc).split())  # one line: nibabel's messages can span several
+        if isinstance(exc, OSError) and detail.startswith("Expected") and "bytes" in detail:  # "Expected 221184 bytes, got 110416 bytes ..."
+            raise ImageReadError(name, f"truncated NIfTI file: {detail.split(' from ')[0]} of voxel data") from None
         raise ImageReadError(name, f"not a readable NIfTI file ({type(exc).__name__}: {detail})") from None
     if vol.ndim == 2:
         vol = vol[:, :, None]
