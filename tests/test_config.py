@@ -51,6 +51,9 @@ def test_hash_changes_with_content() -> None:
         ("bogus: 1\n", "bogus"),
         ("data: [1, 2\n", "not valid YAML"),
         ("- a\n- b\n", "expected a mapping"),
+        ("train: [epochs: 1\n", r"^[^\n]*bad\.yaml: not valid YAML \(line 2, column 1: expected ',' or '\]', but got '<stream end>'\)$"),
+        ("1: 2\n", r"bad\.yaml: 1 is not a field name"),
+        ("train:\n  1: 2\n", r"bad\.yaml: train\.1 is not a field name"),
     ],
 )
 def test_bad_yaml_is_named(tmp_path: Path, text: str, match: str) -> None:
@@ -58,6 +61,22 @@ def test_bad_yaml_is_named(tmp_path: Path, text: str, match: str) -> None:
     path.write_text(text)
     with pytest.raises(ConfigError, match=match):
         load_run_config(path)
+
+
+def test_a_config_that_is_not_text_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "bin.yaml"
+    path.write_bytes(b"\xff\xfe\x00bad")
+    with pytest.raises(ConfigError, match=r"bin\.yaml: not a text file \(byte 0 is not UTF-8\)"):
+        load_run_config(path)
+
+
+def test_a_number_yaml_reads_as_text_is_taken_as_the_number(tmp_path: Path) -> None:
+    path = tmp_path / "lr.yaml"
+    path.write_text("train:\n  lr: 1e-3\n  warmup_epochs: 1e0\n")  # YAML 1.1: no dot, so text
+    cfg = load_run_config(path)
+    assert cfg.train.lr == 0.001 and cfg.train.warmup_epochs == 1.0
+    with pytest.raises(ConfigError, match=r"train\.lr='1e-3x' must be a number"):
+        load_run_config(data={"train": {"lr": "1e-3x"}})
 
 
 def test_missing_config_file(tmp_path: Path) -> None:
@@ -113,6 +132,19 @@ def test_unknown_field_lists_valid_fields() -> None:
         ("train", "run_name", "../escape", r"train\.run_name='\.\./escape' must be a plain folder name"),
         ("train", "run_name", "a/b", r"train\.run_name='a/b' must be a plain folder name"),
         ("train", "run_name", "..", r"train\.run_name='\.\.' must be a plain folder name"),
+        ("preprocess", "std", float("inf"), r"preprocess\.std=inf must be a finite number > 0"),  # made every input 0: a constant model
+        ("preprocess", "mean", float("nan"), r"preprocess\.mean=nan must be a finite number"),
+        ("preprocess", "crop_threshold", 999, r"preprocess\.crop_threshold=999 must be a gray level"),
+        ("model", "head_hidden", 0, r"model\.head_hidden=0 must be >= 1"),
+        ("train", "seed", -1, r"train\.seed=-1 must be in \[0, 2\*\*32 - 1\]"),
+        ("data", "seed", 2**32, r"data\.seed=4294967296"),
+        ("augment", "brightness", -3.0, r"augment\.brightness=-3\.0 must be in \[0, 1\]"),
+        ("augment", "shift", 3.0, r"augment\.shift=3\.0 must be in \[0, 1\]"),
+        ("augment", "zoom", 5.0, r"augment\.zoom=5\.0"),
+        ("augment", "rotation", float("nan"), r"augment\.rotation=nan"),
+        ("augment", "gamma", float("inf"), r"augment\.gamma=inf"),
+        ("data", "val_ratio", 0.0, r"data\.val_ratio=0: training needs a validation split"),
+        ("data", "extra_max_per_source", 0, r"data\.extra_max_per_source=0 must be >= 1"),
     ],
 )
 def test_validation_names_the_field(section: str, field: str, value, match: str) -> None:

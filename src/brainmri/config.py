@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -215,6 +216,8 @@ def _coerce(value: Any, hint: Any, name: str) -> Any:
         elif origin is float:
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 return value if int in args and isinstance(value, int) else float(value)
+            if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+                return float(value)  # YAML 1.1 reads `lr: 1e-3` (no dot) as text; the user wrote a number
         elif origin is str:
             if isinstance(value, str):
                 return value
@@ -236,6 +239,9 @@ def _coerce(value: Any, hint: Any, name: str) -> Any:
     raise ConfigError(f"{name}={value!r} must be {kinds}")
 
 
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
 def _type_name(hint: Any) -> str:
     origin = typing.get_origin(hint) or hint
     return {bool: "true/false", int: "a whole number", float: "a number", str: "text", list: "a list of text",
@@ -251,14 +257,35 @@ def load_run_config(path: str | Path | None = None, data: dict | None = None) ->
         if not p.is_file():
             raise ConfigError(f"{p}: config file not found")
         try:
-            data = yaml.safe_load(p.read_text()) or {}
+            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{p}: not a text file (byte {exc.start} is not UTF-8); a config is YAML text") from None
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: not valid YAML ({exc})") from None
+            raise ConfigError(f"{p}: not valid YAML ({_yaml_problem(exc)})") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{p}: expected a mapping with sections data/preprocess/augment/model/train")
+        _check_keys(data, p)
     cfg = from_dict(RunConfig, data or {})
     validate(cfg)
     return cfg
+
+
+def _yaml_problem(exc: Exception) -> str:
+    """One line: where (line, column) and what, from PyYAML's multi-line message."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or getattr(exc, "context", None)
+    if mark is not None and problem:
+        return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
+    return " ".join(str(exc).split())[:200]
+
+
+def _check_keys(data: dict, path: Path, where: str = "") -> None:
+    """Every key of the config and of its sections is text (``1: 2`` is a typo, not a field)."""
+    for key, value in data.items():
+        if not isinstance(key, str):
+            raise ConfigError(f"{path}: {where}{key!r} is not a field name (keys are text, e.g. train:, epochs:)")
+        if isinstance(value, dict) and not where:
+            _check_keys(value, path, where=f"{key}.")
 
 
 def apply_overrides(cfg: Any, overrides: dict[str, Any]) -> Any:
@@ -303,8 +330,16 @@ def validate(cfg: RunConfig) -> RunConfig:
         lo, hi = p.percentile_clip
         if not (0 <= lo < hi <= 100):
             raise ConfigError(f"preprocess.percentile_clip={p.percentile_clip} must satisfy 0 <= low < high <= 100")
-    if p.std <= 0:
-        raise ConfigError("preprocess.std must be > 0")
+    if not (math.isfinite(p.std) and p.std > 0):
+        raise ConfigError(f"preprocess.std={p.std} must be a finite number > 0")
+    if not math.isfinite(p.mean):
+        raise ConfigError(f"preprocess.mean={p.mean} must be a finite number")
+    for name in ("crop_margin", "crop_blur"):
+        v = getattr(p, name)
+        if not (math.isfinite(v) and v >= 0):
+            raise ConfigError(f"preprocess.{name}={v} must be a finite number >= 0")
+    if not (0 <= p.crop_threshold <= 255):
+        raise ConfigError(f"preprocess.crop_threshold={p.crop_threshold} must be a gray level in [0, 255]")
     _choice(d.split, "data.split", ("auto", "stratified", "leak-free"))
     if d.preset is not None:
         _choice(d.preset, "data.preset", ("tumor4", "tumor2", "alzheimer4"))
@@ -312,6 +347,9 @@ def validate(cfg: RunConfig) -> RunConfig:
         v = getattr(d, name)
         if not (0 <= v < 1):
             raise ConfigError(f"data.{name}={v} must be in [0, 1)")
+    if d.val_ratio == 0:  # it used to become 0.1 without a word
+        raise ConfigError("data.val_ratio=0: training needs a validation split (to choose the best epoch and fit the calibration); "
+                          "give a fraction in (0, 1), e.g. 0.1")
     if d.val_ratio + d.test_ratio >= 1:
         raise ConfigError("data.val_ratio + data.test_ratio must be < 1")
     _choice(d.class_weights, "data.class_weights", ("balanced", "effective", None))
@@ -320,7 +358,19 @@ def validate(cfg: RunConfig) -> RunConfig:
         v = getattr(a, name)
         if not (0 <= v <= 1):
             raise ConfigError(f"augment.{name}={v} is a probability and must be in [0, 1]")
+    for name, low, high in (("rotation", 0, 180), ("shear", 0, 45), ("shift", 0, 1), ("zoom", 0, 0.99), ("brightness", 0, 1),
+                            ("contrast", 0, 1), ("gamma", 0, 3), ("noise", 0, 1)):
+        v = getattr(a, name)
+        if not (math.isfinite(v) and low <= v <= high):
+            raise ConfigError(f"augment.{name}={v} must be in [{low}, {high}]")
     _choice(m.head, "model.head", ("linear", "mlp"))
+    if m.head_hidden < 1:
+        raise ConfigError(f"model.head_hidden={m.head_hidden} must be >= 1 (units of the mlp head's hidden layer)")
+    for name, v in (("train.seed", t.seed), ("data.seed", d.seed)):
+        if not (0 <= v < 2**32):
+            raise ConfigError(f"{name}={v} must be in [0, 2**32 - 1]")
+    if d.extra_max_per_source is not None and d.extra_max_per_source < 1:
+        raise ConfigError(f"data.extra_max_per_source={d.extra_max_per_source} must be >= 1 (or unset for every image)")
     _choice(t.optimizer, "train.optimizer", ("adam", "adamw"))
     _choice(t.schedule, "train.schedule", ("cosine", "plateau", "none"))
     if t.run_name is not None and (not str(t.run_name).strip() or Path(str(t.run_name)).name != str(t.run_name) or str(t.run_name) in (".", "..")):

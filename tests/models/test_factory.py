@@ -56,8 +56,29 @@ def test_weights_for_another_architecture_are_refused(tmp_path):
     from safetensors.torch import save_file
 
     save_file({"foo.weight": torch.zeros(3, 3)}, str(tmp_path / "other.safetensors"))
-    with pytest.raises(CheckpointError, match="no parameter matches"):
+    with pytest.raises(CheckpointError, match=r"only 0 of this model's \d+ backbone tensors are in the weights file"):
         load_pretrained_weights(create_model("resnet18", 4), tmp_path / "other.safetensors")
+
+
+def test_a_classifier_alone_or_another_brainmri_model_is_no_pretraining(tmp_path, caplog):
+    from safetensors.torch import save_file
+
+    from brainmri.checkpoint import CheckpointMeta, save_checkpoint
+    from brainmri.config import ModelConfig, PreprocessConfig
+
+    own = create_model("resnet18", 4).state_dict()
+    save_file({"fc.bias": own["fc.bias"].clone()}, str(tmp_path / "head.safetensors"))  # matched only the classifier before
+    with pytest.raises(CheckpointError, match="only 0 of this model's"):
+        load_pretrained_weights(create_model("resnet18", 4), tmp_path / "head.safetensors")
+    cnn = save_checkpoint(tmp_path / "cnn.safetensors", create_model("seed002_cnn", 4),
+                          CheckpointMeta(ModelConfig(name="seed002_cnn"), ["a", "b", "c", "d"], PreprocessConfig(image_size=32)))
+    with pytest.raises(CheckpointError, match="is a brainmri checkpoint of seed002_cnn, not of resnet18"):
+        create_model("resnet18", 4, pretrained_weights=str(cnn))
+    bigger = {f"{k}": v for k, v in create_model("resnet34", 4).state_dict().items()}
+    save_file(bigger, str(tmp_path / "r34.safetensors"))
+    with caplog.at_level("WARNING"):
+        load_pretrained_weights(create_model("resnet18", 4), tmp_path / "r34.safetensors")
+    assert "tensors are not part of resnet18" in caplog.text and "another architecture" in caplog.text
 
 
 def test_missing_weights_file_names_the_path(tmp_path):

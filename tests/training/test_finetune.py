@@ -73,3 +73,15 @@ def test_phase1_step_leaves_backbone_weights_unchanged(tiny_run_config):
     opt.step()
     assert torch.equal(model.layer1[0].conv1.weight, before)
     assert not torch.equal(model.fc.weight, head_before)
+
+
+def test_more_blocks_than_the_model_has_are_refused_not_wrapped_around():
+    from brainmri.errors import ConfigError
+    from brainmri.training.finetune import check_unfreeze
+
+    model = create_model("resnet18", 4)
+    n = len(backbone_blocks(model))
+    check_unfreeze(model, n, "resnet18")
+    check_unfreeze(model, "all", "resnet18")
+    with pytest.raises(ConfigError, match=rf"train\.unfreeze={n + 1}: resnet18 has {n} backbone blocks; give 0\.\.{n} or 'all'"):
+        check_unfreeze(model, n + 1, "resnet18")

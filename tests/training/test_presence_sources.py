@@ -69,6 +69,24 @@ def test_extra_sources_need_a_notumor_class_and_an_existing_folder(tmp_path):
         load_extra_sources([str(tmp_path / "missing")], TUMOR4)
 
 
+def test_an_extra_source_must_be_another_set_given_once(tmp_path):
+    main = make_phantom_dataset(tmp_path / "main", layout="split", n_per_class=2, test_per_class=1, size=32)
+    yn = make_phantom_dataset(tmp_path / "yn", layout="flat", class_names=("no", "yes"), n_per_class=2, size=32)
+    for spec, message in ((str(main), "is the training dataset"), (f"{main / 'Testing'}=tumor", "overlaps the training dataset"),
+                          (str(tmp_path), "overlaps the training dataset"), ("=tumor", "the path is empty")):
+        with pytest.raises(ConfigError, match=message):
+            load_extra_sources([spec], TUMOR4, main_root=str(main))
+    csv = tmp_path / "list.csv"
+    test_image = next((main / "Testing" / "glioma").iterdir())
+    csv.write_text(f"Image,Class\n{test_image.resolve()},yes\n")
+    with pytest.raises(ConfigError, match=r"lists .*glioma.*, an image of the training dataset"):
+        load_extra_sources([f"{csv}=tumor"], TUMOR4, main_root=str(main))
+    with pytest.raises(ConfigError, match="the same source as"):
+        load_extra_sources([str(yn), str(tmp_path / "." / "yn")], TUMOR4, main_root=str(main))
+    samples, _ = load_extra_sources([str(yn)], TUMOR4, main_root=str(main))
+    assert len(samples) == 4
+
+
 def test_balanced_sampler_accepts_presence_rows():
     sampler = balanced_sampler([0, 0, 0, 1, PRESENCE], num_samples=4000, seed=0)
     drawn = list(sampler)

@@ -42,7 +42,7 @@ FLAGS = {
     "--devices": ("train.devices", str, "number of devices or 'auto' (on CPU at most the number of cores)"),
     "--num-nodes": ("train.num_nodes", int, "nodes for distributed training"),
     "--strategy": ("train.strategy", str, "auto | ddp | ddp_spawn | ..."),
-    "--seed": ("train.seed", int, "random seed (also the split seed)"),
+    "--seed": ("train.seed", int, "random seed of training (weights, augmentation, order); the split keeps data.seed"),
     "--output-dir": ("train.output_dir", str, "where run directories go"),
     "--run-name": ("train.run_name", str, "run directory name (default: a timestamped one); an existing run there is refused without --overwrite"),
     "--max-train-batches": ("train.max_train_batches", int, "limit batches per epoch, >= 1 (smoke tests)"),

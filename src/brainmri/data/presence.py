@@ -48,7 +48,7 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
 
 
 def load_extra_sources(specs: list[str], class_names: list[str], seed: int = 42, max_per_source: int | None = None,
-                       repeat: int = 1, hash_cache: bool = True) -> tuple[list[Sample], list[dict]]:
+                       repeat: int = 1, hash_cache: bool = True, main_root: str | None = None) -> tuple[list[Sample], list[dict]]:
     """Training samples from every spec, labelled for ``class_names`` (which must hold ``notumor``);
     at most ``max_per_source`` images from each (a seeded random pick), so a large healthy-only set
     does not drown the main task; each picked image ``repeat`` times (so a small source is not
@@ -60,6 +60,10 @@ def load_extra_sources(specs: list[str], class_names: list[str], seed: int = 42,
         "n_notumor", "repeat", "files", "phashes"}`` (``files``: :func:`file_key` of every picked
         image; ``phashes``: their perceptual hashes, so an evaluation also knows a trained image
         renamed or re-encoded), for the checkpoint metadata.
+
+    Raises:
+        ConfigError: an empty or missing path, a source given twice, or one that is, holds or lies
+            inside ``main_root`` (the main dataset: its validation and test images would be trained on).
     """
     if int(repeat) < 1:
         raise ConfigError(f"data.extra_repeat={repeat!r} must be a whole number >= 1")
@@ -68,12 +72,27 @@ def load_extra_sources(specs: list[str], class_names: list[str], seed: int = 42,
     healthy = class_names.index("notumor")
     samples: list[Sample] = []
     summary: list[dict] = []
+    seen: dict[Path, str] = {}
+    main = _resolved(main_root) if main_root else None
     for spec in specs:
         root, label = parse_spec(spec)
+        if not root.strip():
+            raise ConfigError(f"data.extra_train {spec!r}: the path is empty (it would read the current folder)")
         root = str(Path(root).expanduser())
         if not Path(root).exists():
             raise ConfigError(f"data.extra_train {spec!r}: {root} does not exist")
+        here = _resolved(root)
+        if here in seen:
+            raise ConfigError(f"data.extra_train {spec!r}: the same source as {seen[here]!r}; give each source once (data.extra_repeat repeats them)")
+        seen[here] = spec
+        if main is not None and (here == main or here.is_relative_to(main) or main.is_relative_to(here)):
+            raise ConfigError(f"data.extra_train {spec!r}: {root} {'is' if here == main else 'overlaps'} the training dataset {main_root}; "
+                              "its validation and test images would be trained on; an extra source must be another set")
         picked = _read_source(spec, root, label, seed)
+        inside = next((s.path for s, _ in picked if main is not None and _resolved(s.path).is_relative_to(main)), None)
+        if inside is not None:
+            raise ConfigError(f"data.extra_train {spec!r}: lists {inside}, an image of the training dataset {main_root}; "
+                              "an extra source must not hold the main dataset's images (its validation and test images would be trained on)")
         if max_per_source is not None and len(picked) > max_per_source:
             order = np.random.default_rng(seed).permutation(len(picked))[:max_per_source]
             picked = [picked[i] for i in sorted(order)]
@@ -84,6 +103,13 @@ def load_extra_sources(specs: list[str], class_names: list[str], seed: int = 42,
         summary.append({"source": str(root), "label": label or "folders", "n_tumor": n["tumor"], "n_notumor": n["notumor"], "repeat": int(repeat),
                         "files": sorted({file_key(s.path) for s, _ in picked}), "phashes": _phashes([s for s, _ in picked], hash_cache)})
     return samples, summary
+
+
+def _resolved(path: str | Path) -> Path:
+    try:
+        return Path(path).expanduser().resolve()
+    except (OSError, RuntimeError):
+        return Path(path).expanduser().absolute()
 
 
 def _phashes(samples: list[Sample], use_cache: bool = True) -> list[str]:
@@ -105,7 +131,7 @@ def extra_sources_of(d: DataConfig, class_names: list[str]) -> tuple[list[Sample
     if not d.extra_train:
         return [], []
     return load_extra_sources(d.extra_train, class_names, d.seed, d.extra_max_per_source, d.extra_repeat,
-                              hash_cache=resolve_cache_dir(d.cache_dir) is not None)
+                              hash_cache=resolve_cache_dir(d.cache_dir) is not None, main_root=d.root or None)
 
 
 def _read_source(spec: str, root: str, label: str | None, seed: int) -> list[tuple[Sample, str]]:

@@ -10,6 +10,7 @@ Grayscale MRI meets 3-channel backbones in one of two ways, chosen by ``in_chans
 """
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -96,14 +97,47 @@ def load_pretrained_weights(model: nn.Module, path: str | Path) -> nn.Module:
         if own[k].shape == v.shape:
             adapted[k] = v
     classifier_keys = {k for k in own if k.startswith(_classifier_prefix(model))}
-    missing = [k for k in own if k not in adapted and k not in classifier_keys and not k.endswith("num_batches_tracked")]
-    if not adapted:
-        raise CheckpointError(f"{p}: no parameter matches this model's architecture (wrong file for {type(model).__name__}?)")
+    backbone = [k for k in own if k not in classifier_keys and not k.endswith("num_batches_tracked")]
+    missing = [k for k in backbone if k not in adapted]
+    matched = len(backbone) - len(missing)
+    trained_as = _brainmri_model_name(p)
+    arch = getattr(model, "default_cfg", {}).get("architecture") or type(model).__name__
+    if trained_as is not None and model_name_of(model) not in (None, trained_as):
+        raise CheckpointError(f"{p}: is a brainmri checkpoint of {trained_as}, not of {model_name_of(model)}; give weights of the same "
+                              "architecture (or train that model)")
+    if backbone and matched < len(backbone) / 2:  # the classifier alone (it never fits anyway) must not pass for pretraining
+        raise CheckpointError(f"{p}: only {matched} of this model's {len(backbone)} backbone tensors are in the weights file "
+                              f"(e.g. {missing[0]} is not); wrong file for {arch}?")
     if missing:
         log.warning("%s: %d backbone tensors not found in the weights file (e.g. %s)", p, len(missing), missing[0])
+    unused = [k for k in state if k.removeprefix("module.").removeprefix("model.") not in own]
+    if len(unused) > max(2, len(state) // 20):
+        log.warning("%s: %d of its %d tensors are not part of %s (e.g. %s): weights of another architecture? only the matching "
+                    "ones are used", p, len(unused), len(state), arch, unused[0])
     model.load_state_dict(adapted, strict=False)
     log.info("loaded %d pretrained tensors from %s (first conv: %s)", len(adapted), p, first_conv)
     return model
+
+
+def _brainmri_model_name(path: Path) -> str | None:
+    """The model name a brainmri checkpoint records in its metadata (``None`` for other files)."""
+    if path.suffix != ".safetensors":
+        return None
+    try:
+        from safetensors import safe_open
+
+        from brainmri.checkpoint import META_KEY
+
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {}).get(META_KEY) or "{}")
+        return (meta.get("model") or {}).get("name")
+    except Exception:  # noqa: BLE001 - no readable brainmri metadata: a plain weights file
+        return None
+
+
+def model_name_of(model: nn.Module) -> str | None:
+    """The brainmri / timm name ``model`` was built under (``create_model`` records it)."""
+    return getattr(model, "brainmri_name", None)
 
 
 def _classifier_prefix(model: nn.Module) -> str:
@@ -160,6 +194,7 @@ def create_model(
                 ) from None
         else:
             model = timm.create_model(name, pretrained=False, **kwargs)
+            model.brainmri_name = name
             if pretrained_weights:
                 load_pretrained_weights(model, pretrained_weights)
     if head == "mlp":

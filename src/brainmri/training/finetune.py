@@ -56,6 +56,19 @@ def trainable_names(model: nn.Module, phase: int, unfreeze: str | int) -> set[st
     return head | {name for block in chosen for name in block}
 
 
+def check_unfreeze(model: nn.Module, unfreeze: str | int, name: str = "") -> None:
+    """Refuse an ``unfreeze`` block count the model does not have (it used to wrap around and
+    unfreeze fewer blocks than asked, silently)."""
+    from brainmri.errors import ConfigError
+
+    if unfreeze == "all":
+        return
+    n, blocks = int(unfreeze), len(backbone_blocks(model))
+    if n > blocks:
+        raise ConfigError(f"train.unfreeze={n}: {name or type(model).__name__} has {blocks} backbone blocks; "
+                          f"give 0..{blocks} or 'all'")
+
+
 def set_phase(model: nn.Module, phase: int, unfreeze: str | int) -> None:
     """Set ``requires_grad`` for ``phase``; frozen BatchNorm layers run in eval mode."""
     keep = trainable_names(model, phase, unfreeze)

@@ -37,6 +37,12 @@ def check_environment(cfg: RunConfig) -> None:
                           f"down; use --devices {cpu_cores()} or fewer")
     if t.num_nodes > 1 and not t.run_name:
         raise ConfigError(f"train.num_nodes={t.num_nodes}: a multi-node run needs --run-name, so that every node writes into the same run directory")
+    if t.strategy != "auto":
+        from lightning.pytorch.strategies import StrategyRegistry
+
+        known = sorted(StrategyRegistry.available_strategies())
+        if t.strategy not in known:
+            raise ConfigError(f"train.strategy={t.strategy!r} is not a Lightning strategy; choose auto or one of: {', '.join(known)}")
     if m.pretrained_weights and not Path(m.pretrained_weights).is_file():
         raise CheckpointError(f"{m.pretrained_weights}: pretrained weights file not found")
     from brainmri.models.factory import CUSTOM_MODELS, MODEL_ZOO

@@ -48,7 +48,7 @@ from brainmri.training.callbacks import (
     TrainingInterrupted,
     interrupt_signal,
 )
-from brainmri.training.finetune import TwoPhaseFinetuning
+from brainmri.training.finetune import TwoPhaseFinetuning, check_unfreeze
 from brainmri.training.module import ClassifierModule
 from brainmri.training.preflight import check_classes, check_environment, check_readable_classes
 from brainmri.training.rundir import (
@@ -231,6 +231,14 @@ def _train_steps(cfg: RunConfig, run_dir: Path, last: Path | None, progress: boo
     unknown = sorted(set(cfg.augment.skull_strip_skip or ()) - set(index.class_names))
     if unknown:
         raise ConfigError(f"augment.skull_strip_skip names {unknown}, not classes of this dataset ({index.class_names})")
+    num_classes = len(index.class_names)
+    # the model (and its pretrained weights) before the images: a wrong weights file fails in seconds, not after preparing
+    model = create_model(
+        cfg.model.name, num_classes, in_chans=cfg.preprocess.in_chans, pretrained=cfg.model.pretrained,
+        pretrained_weights=cfg.model.pretrained_weights, head=cfg.model.head, head_hidden=cfg.model.head_hidden,
+        drop_rate=cfg.model.drop_rate, image_size=cfg.preprocess.image_size,
+    )
+    check_unfreeze(model, t.unfreeze, cfg.model.name)
     cache_dir = resolve_cache_dir(d.cache_dir)
     log.info("preparing images (crop %s, %d px, cache %s)", cfg.preprocess.crop, cfg.preprocess.image_size, cache_dir or "off")
     train_samples = index.split("train")
@@ -244,7 +252,6 @@ def _train_steps(cfg: RunConfig, run_dir: Path, last: Path | None, progress: boo
     train_images = PreparedImages(train_samples, cfg.preprocess, cache_dir, index.arrays, d.max_pixels)
     val_images = PreparedImages(index.split("val"), cfg.preprocess, cache_dir, index.arrays, d.max_pixels)
     check_readable_classes(index, train_samples, train_images, val_images)
-    num_classes = len(index.class_names)
     healthy = index.class_names.index("notumor") if "notumor" in index.class_names else None
     no_lesion = frozenset(s.path for s in extra_samples) if d.extra_train and not d.extra_lesions else frozenset()
     strip_skip = frozenset(index.class_names.index(c) for c in cfg.augment.skull_strip_skip or ())
@@ -260,11 +267,6 @@ def _train_steps(cfg: RunConfig, run_dir: Path, last: Path | None, progress: boo
     train_dl = ResumableLoader(train_ds, sampler=sampler, drop_last=len(train_ds) > t.batch_size, **loader_kw)
     val_dl = DataLoader(val_ds, shuffle=False, **loader_kw)
 
-    model = create_model(
-        cfg.model.name, num_classes, in_chans=cfg.preprocess.in_chans, pretrained=cfg.model.pretrained,
-        pretrained_weights=cfg.model.pretrained_weights, head=cfg.model.head, head_hidden=cfg.model.head_hidden,
-        drop_rate=cfg.model.drop_rate, image_size=cfg.preprocess.image_size,
-    )
     if t.channels_last:
         model = model.to(memory_format=torch.channels_last)
     typed = [label for label in train_images.labels if label >= 0]  # PRESENCE rows have no class
