@@ -145,3 +145,32 @@ def test_evaluate_says_how_many_images_were_unreadable(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "n=14)" in out and "scoring all 20 images" not in out
     assert "scoring the 14 readable of its 20 images (6 unreadable, left out, among them every image of class 'glioma')" in out
+
+
+# ---------------------------------------------------------------------------------------------- dry run = real run
+
+
+@pytest.mark.parametrize("case", ["one_per_class", "lesion_without_notumor", "weights_png", "output_is_a_file", "unfreeze"])
+def test_the_dry_run_refuses_what_the_real_run_would_refuse_in_seconds(case, tmp_path, capsys):
+    from brainmri.data.synthetic import make_phantom_dataset
+
+    data = make_phantom_dataset(tmp_path / "d", layout="split", n_per_class=4, test_per_class=1, size=32)
+    args, message = [], ""
+    if case == "one_per_class":
+        data = make_phantom_dataset(tmp_path / "d1", layout="split", n_per_class=1, test_per_class=1, size=32)
+        message = "training needs non-empty train and val splits"
+    elif case == "lesion_without_notumor":
+        data = make_phantom_dataset(tmp_path / "cats", layout="split", class_names=("cat", "dog"), n_per_class=4, test_per_class=1, size=32)
+        args, message = ["--lesion", "0.5"], "augment.lesion needs a healthy class"
+    elif case == "weights_png":
+        png = next((data / "Testing" / "glioma").iterdir())
+        args, message = ["--model", "resnet18", "--pretrained-weights", str(png)], "not a readable safetensors / state-dict file"
+    elif case == "output_is_a_file":
+        (tmp_path / "afile").write_text("x")
+        args, message = ["--output-dir", str(tmp_path / "afile")], str(tmp_path / "afile")  # named as the file in the way
+    else:
+        args, message = ["--unfreeze", "9"], "train.unfreeze=9: seed002_cnn has"
+    for dry in (True, False):
+        rc = main([*_train_args(data, tmp_path, *args), *(["--dry-run"] if dry else [])])
+        err = capsys.readouterr().err
+        assert rc == 2 and message in err, (dry, err)

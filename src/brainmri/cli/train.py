@@ -134,14 +134,24 @@ def build_config(args) -> RunConfig:
 
 
 def _data_check(cfg) -> list[str]:
-    """What ``--dry-run`` checks beyond the config: the dataset and every extra source can be
-    listed (no image is decoded). Raises the same clear errors a real run would."""
+    """What ``--dry-run`` checks beyond the config: the output folder can be made, the dataset
+    and every extra source can be listed and offer what the run needs (no image is decoded), and
+    the model builds with its pretrained weights. Raises the same clear errors a real run would."""
+    from brainmri.cli.outputs import check_output_dir
     from brainmri.data.datasets import load_dataset
     from brainmri.data.presence import extra_sources_of
-    from brainmri.training.preflight import check_classes
+    from brainmri.models import create_model
+    from brainmri.training.finetune import check_unfreeze
+    from brainmri.training.preflight import check_trainable
 
+    check_output_dir(cfg.train.output_dir, "--output-dir")
     index = load_dataset(cfg.data)
-    check_classes(index)
+    check_trainable(index, cfg)
+    m = cfg.model  # built as the run builds it: a wrong weights file or block count fails here too
+    model = create_model(m.name, len(index.class_names), in_chans=cfg.preprocess.in_chans, pretrained=m.pretrained,
+                         pretrained_weights=m.pretrained_weights, head=m.head, head_hidden=m.head_hidden, drop_rate=m.drop_rate,
+                         image_size=cfg.preprocess.image_size)
+    check_unfreeze(model, cfg.train.unfreeze, m.name)
     lines = [f"data: {cfg.data.root}: " + "; ".join(f"{split} {sum(c.values())}" for split, c in index.counts().items())]
     _, extra = extra_sources_of(cfg.data, index.class_names)
     lines += [f"extra source: {e['source']} ({e['n_tumor']} tumor, {e['n_notumor']} notumor, {e['repeat']}x per epoch)" for e in extra]

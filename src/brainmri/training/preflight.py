@@ -121,3 +121,17 @@ def check_readable_classes(index, train_samples, train_images, val_images) -> No
             if required:
                 raise DatasetError(text + "; replace or remove them, or drop the class")
             log.warning("%s; its validation metrics are missing", text)
+
+
+def check_trainable(index, cfg: RunConfig) -> None:
+    """What a dataset must offer this run before any image is prepared (the real run and
+    ``--dry-run`` both ask): its classes, non-empty train and validation splits, the classes
+    ``augment.skull_strip_skip`` names, and a healthy class when synthetic lesions are asked for."""
+    check_classes(index)
+    if not index.split("train") or not index.split("val"):
+        raise ConfigError(f"{cfg.data.root}: training needs non-empty train and val splits (got {index.counts()})")
+    unknown = sorted(set(cfg.augment.skull_strip_skip or ()) - set(index.class_names))
+    if unknown:
+        raise ConfigError(f"augment.skull_strip_skip names {unknown}, not classes of this dataset ({index.class_names})")
+    if cfg.augment.lesion and "notumor" not in index.class_names:
+        raise ConfigError("augment.lesion needs a healthy class to paste lesions into (a 'notumor' class); this class set has none")

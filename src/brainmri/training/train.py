@@ -50,7 +50,7 @@ from brainmri.training.callbacks import (
 )
 from brainmri.training.finetune import TwoPhaseFinetuning, check_unfreeze
 from brainmri.training.module import ClassifierModule
-from brainmri.training.preflight import check_classes, check_environment, check_readable_classes
+from brainmri.training.preflight import check_environment, check_readable_classes, check_trainable
 from brainmri.training.rundir import (
     CONFIG_MARK,
     ENV_RUN_DIR,
@@ -225,12 +225,7 @@ def _train_steps(cfg: RunConfig, run_dir: Path, last: Path | None, progress: boo
         torch.use_deterministic_algorithms(True, warn_only=True)
 
     index = load_dataset(d)
-    check_classes(index)
-    if not index.split("train") or not index.split("val"):
-        raise ConfigError(f"{d.root}: training needs non-empty train and val splits (got {index.counts()})")
-    unknown = sorted(set(cfg.augment.skull_strip_skip or ()) - set(index.class_names))
-    if unknown:
-        raise ConfigError(f"augment.skull_strip_skip names {unknown}, not classes of this dataset ({index.class_names})")
+    check_trainable(index, cfg)
     num_classes = len(index.class_names)
     # the model (and its pretrained weights) before the images: a wrong weights file fails in seconds, not after preparing
     model = create_model(
