@@ -304,8 +304,8 @@ def apply_overrides(cfg: Any, overrides: dict[str, Any]) -> Any:
 
 
 def _choice(value: Any, name: str, choices: tuple) -> None:
-    if value not in choices:
-        raise ConfigError(f"{name}={value!r} is not valid; choose one of: {', '.join(map(str, choices))}")
+    if value not in choices:  # None is written null in YAML
+        raise ConfigError(f"{name}={value!r} is not valid; choose one of: {', '.join('null' if c is None else str(c) for c in choices)}")
 
 
 def _positive_finite(value: float, name: str) -> None:

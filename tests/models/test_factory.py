@@ -122,3 +122,18 @@ def test_unreadable_pretrained_weights_are_one_short_line(tmp_path):
     assert msg.startswith(f"{pickled}: not a readable") and "holds Python objects besides tensors" in msg and "\n" not in msg
     with pytest.raises(CheckpointError, match=r"junk.pt: not a readable safetensors / state-dict file"):
         load_pretrained_weights(model, junk)
+
+
+def test_an_image_or_broken_weights_file_is_named_for_what_it_is(tmp_path):
+    import numpy as np
+    from PIL import Image
+    from safetensors.torch import save_file
+
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "scan.png")
+    with pytest.raises(CheckpointError, match=r"scan\.png: is a PNG file, not a weights file"):
+        load_pretrained_weights(create_model("resnet18", 4), tmp_path / "scan.png")
+    state = create_model("resnet18", 4).state_dict()
+    state["conv1.weight"] = torch.full_like(state["conv1.weight"], float("nan"))
+    save_file(state, str(tmp_path / "nan.safetensors"))
+    with pytest.raises(CheckpointError, match=r"nan\.safetensors: tensor conv1\.weight holds NaN or infinite values"):
+        load_pretrained_weights(create_model("resnet18", 4), tmp_path / "nan.safetensors")

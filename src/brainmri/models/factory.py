@@ -79,12 +79,20 @@ def load_pretrained_weights(model: nn.Module, path: str | Path) -> nn.Module:
             if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
                 state = state["state_dict"]
     except Exception as exc:  # noqa: BLE001 - any parse failure is the file's fault
+        from brainmri.inference.sniff import sniff_file
+
+        kind = sniff_file(p)
+        if kind is not None:  # an image or volume given as weights
+            raise CheckpointError(f"{p}: is a {kind.upper()} file, not a weights file (safetensors or a torch state dict)") from None
         first = (str(exc).strip().splitlines() or [""])[0][:200]  # torch's unpickling errors run to many lines of advice
         if "Weights only load failed" in first:
             first = "it holds Python objects besides tensors; brainmri loads tensors only (never an arbitrary pickle)"
         raise CheckpointError(f"{p}: not a readable safetensors / state-dict file ({type(exc).__name__}: {first})") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{p}: expected a mapping of parameter names to tensors")
+    bad = next((k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
+    if bad is not None:  # it would train as a "diverged" run blamed on the learning rate
+        raise CheckpointError(f"{p}: tensor {bad} holds NaN or infinite values; these weights are broken")
     own = model.state_dict()
     first_conv = getattr(model, "pretrained_cfg", {}).get("first_conv")
     adapted = {}
