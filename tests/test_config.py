@@ -63,6 +63,13 @@ def test_bad_yaml_is_named(tmp_path: Path, text: str, match: str) -> None:
         load_run_config(path)
 
 
+def test_pretrained_and_a_weights_file_together_are_refused() -> None:
+    cfg = RunConfig()
+    cfg.model.pretrained, cfg.model.pretrained_weights = True, "w.safetensors"
+    with pytest.raises(ConfigError, match=r"model\.pretrained=true and model\.pretrained_weights='w\.safetensors': give one"):
+        validate(cfg)
+
+
 def test_a_config_that_is_not_text_is_named(tmp_path: Path) -> None:
     path = tmp_path / "bin.yaml"
     path.write_bytes(b"\xff\xfe\x00bad")

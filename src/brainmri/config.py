@@ -406,6 +406,9 @@ def validate(cfg: RunConfig) -> RunConfig:
     _choice(t.accelerator, "train.accelerator", ACCELERATORS)
     if not (0 <= m.drop_rate < 1):
         raise ConfigError(f"model.drop_rate={m.drop_rate} must be in [0, 1)")
+    if m.pretrained and m.pretrained_weights:  # the file would be used while the checkpoint said "ImageNet weights"
+        raise ConfigError(f"model.pretrained=true and model.pretrained_weights={m.pretrained_weights!r}: give one; the file is "
+                          "local weights, --pretrained downloads ImageNet weights from the hub")
     if m.name in FROM_SCRATCH_MODELS and (m.pretrained or m.pretrained_weights):
         given = f"model.pretrained_weights={m.pretrained_weights!r}" if m.pretrained_weights else "model.pretrained=true"
         raise ConfigError(f"{given}: model {m.name} is a from-scratch CNN and takes no pretrained weights; "
