@@ -164,7 +164,7 @@ def test_the_dry_run_refuses_what_the_real_run_would_refuse_in_seconds(case, tmp
         args, message = ["--lesion", "0.5"], "augment.lesion needs a healthy class"
     elif case == "weights_png":
         png = next((data / "Testing" / "glioma").iterdir())
-        args, message = ["--model", "resnet18", "--pretrained-weights", str(png)], "not a readable safetensors / state-dict file"
+        args, message = ["--model", "resnet18", "--pretrained-weights", str(png)], "is a PNG file, not a weights file"
     elif case == "output_is_a_file":
         (tmp_path / "afile").write_text("x")
         args, message = ["--output-dir", str(tmp_path / "afile")], str(tmp_path / "afile")  # named as the file in the way
