@@ -156,3 +156,17 @@ def test_ema_decay_out_of_range_is_refused_before_any_work(tiny_run_config):
 
     with pytest.raises(ConfigError, match=r"train.ema_decay=1.0 must be in \[0, 1\)"):
         validate(tiny_run_config(ema_decay=1.0))
+
+
+def test_metrics_csv_shows_the_learning_rate_the_epoch_used(tiny_run_config):
+    """A one-epoch cosine run ends at rate 0; the row must show the rate it trained with."""
+    import csv
+
+    from brainmri.training import run_training
+
+    cfg = tiny_run_config(lr=0.05, warmup_epochs=0.0)
+    cfg.model.name = "seed002_cnn"
+    result = run_training(cfg, progress=False)
+    with open(result.run_dir / "metrics.csv", newline="") as f:
+        [row] = list(csv.DictReader(f))
+    assert float(row["lr"]) == pytest.approx(0.05)

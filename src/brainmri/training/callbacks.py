@@ -89,6 +89,7 @@ class MetricsCSV(pl.Callback):
     def __init__(self, path: Path):
         self.path = Path(path)
         self._t0 = time.time()
+        self._peak_lr: float | None = None
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # on_train_start, not on_fit_start: only here has a resumed run's current_epoch been restored
@@ -105,15 +106,29 @@ class MetricsCSV(pl.Callback):
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._t0 = time.time()
+        self._peak_lr = None
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx: int) -> None:
+        lr = self._lr(trainer, pl_module)
+        if lr is not None:
+            self._peak_lr = lr if self._peak_lr is None else max(self._peak_lr, lr)
+
+    @staticmethod
+    def _lr(trainer: pl.Trainer, pl_module: pl.LightningModule) -> float | None:
+        opt = trainer.optimizers[0] if trainer.optimizers else None
+        if opt is None:
+            return None
+        return opt.param_groups[-1]["lr"] if getattr(pl_module, "phase", 2) == 2 else opt.param_groups[0]["lr"]
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
-        opt = trainer.optimizers[0] if trainer.optimizers else None
+        lr = self._peak_lr  # the largest rate the epoch's steps used (after the last step a cosine run is at 0)
+        lr = self._lr(trainer, pl_module) if lr is None else lr
         row = {
             "epoch": trainer.current_epoch,
             "phase": getattr(pl_module, "phase", 2),
-            "lr": f"{opt.param_groups[-1]['lr'] if pl_module.phase == 2 else opt.param_groups[0]['lr']:.3g}" if opt else "",
+            "lr": f"{lr:.3g}" if lr is not None else "",
             "seconds": f"{time.time() - self._t0:.1f}",
         }
         for k in CSV_COLUMNS[2:9]:
