@@ -31,7 +31,7 @@ import brainmri
 from brainmri.checkpoint import CheckpointMeta, load_checkpoint, looks_like_onnx, looks_like_safetensors
 from brainmri.errors import BrainMRIError, CheckpointError, ConfigError
 from brainmri.evaluation.calibration import calibrated_probs
-from brainmri.inference.inputs import DecodedInput, decode_item
+from brainmri.inference.inputs import DecodedInput, decode_item, is_tensor
 from brainmri.inference.ood import check_ood
 from brainmri.preprocess.pipeline import prepare_image, to_model_input
 
@@ -74,7 +74,7 @@ def _is_one_image(items: Any) -> bool:
     """A PIL image or a tensor passed where a list of inputs belongs."""
     from PIL import Image
 
-    return isinstance(items, Image.Image) or (type(items).__module__.startswith("torch") and hasattr(items, "detach"))
+    return isinstance(items, Image.Image) or is_tensor(items)
 
 
 def _short_reason(exc: BaseException) -> str:

@@ -126,7 +126,7 @@ def decode_item(item: Any, name: str | None = None, **kwargs: Any) -> DecodedInp
         gray = as_gray_uint8(item, name=label)  # first: a closed image, a bad mode or size is refused by name
         colour = colorfulness(np.asarray(item.convert("RGB"))) if item.mode not in ("L", "I", "F", "1") and not item.mode.startswith("I;") else None
         return DecodedInput(label, [gray], None, colour, {"format": "pil", "height": gray.shape[0], "width": gray.shape[1]})
-    if _is_tensor(item):
+    if is_tensor(item):
         item = _tensor_to_numpy(item, name or "<tensor>")
         name = name or "<tensor>"
     if isinstance(item, np.ndarray) or hasattr(item, "__array__"):
@@ -145,7 +145,8 @@ def decode_item(item: Any, name: str | None = None, **kwargs: Any) -> DecodedInp
                                               "give a path, bytes, a numpy array, a torch tensor or a PIL image")
 
 
-def _is_tensor(item: Any) -> bool:
+def is_tensor(item: Any) -> bool:
+    """A torch tensor, told without importing torch."""
     return type(item).__module__.startswith("torch") and hasattr(item, "detach")
 
 
