@@ -232,3 +232,18 @@ def test_a_request_that_only_waited_in_the_queue_is_told_so_not_blamed_for_a_slo
     slow, waiting = asyncio.run(both())
     assert isinstance(slow, ApiError) and slow.status == 504 and "took longer than 0.3 s" in slow.message
     assert isinstance(waiting, ApiError) and waiting.status == 503 and "waited 0.3 s for a free worker" in waiting.message
+
+
+def test_openapi_documents_the_real_error_body_and_the_api_key(tiny_clf) -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. a duplicate operation id
+        spec = _client(tiny_clf, api_key="s3cret").get("/openapi.json").json()
+    post = spec["paths"]["/v1/predict"]["post"]
+    assert {"400", "401", "413", "415", "422", "503", "504"} <= set(post["responses"])
+    assert post["responses"]["422"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorBody"}
+    assert spec["components"]["schemas"]["ErrorBody"]["required"] == ["error"]
+    assert spec["components"]["securitySchemes"]["APIKeyHeader"] == {
+        "type": "apiKey", "description": "the server's --api-key", "in": "header", "name": "X-API-Key"}
+    assert post["security"] == [{"APIKeyHeader": []}]

@@ -27,9 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fastapi import Depends, FastAPI, File, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Request, Security, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
+from fastapi.security import APIKeyHeader
+from pydantic import BaseModel
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -196,6 +198,25 @@ def _load_classifier(settings: ServeSettings) -> Classifier:
         return Classifier.load(settings.checkpoint, backend="torch")
 
 
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every error the service answers: ``{"error": {"code", "message"}}`` (what /openapi.json documents)."""
+
+    error: ErrorDetail
+
+
+ERROR_RESPONSES = {status: {"model": ErrorBody, "description": text} for status, text in (
+    (400, "empty upload or malformed request"), (401, "missing or wrong API key (when the server has one)"),
+    (413, "upload over the size limit"), (415, "not an image, DICOM or NIfTI file (or a raw body: send multipart)"),
+    (422, "unreadable file, bad form field or query parameter"), (500, "internal error (logged)"),
+    (501, "explanations unavailable for this model"), (503, "busy: retry after Retry-After seconds"),
+    (504, "the prediction took longer than the server's timeout"))}
+
+
 def create_app(settings: ServeSettings | None = None, classifier: Classifier | None = None) -> FastAPI:
     """Build the app. The model is loaded now (errors surface at start, not on a request).
 
@@ -222,12 +243,16 @@ def create_app(settings: ServeSettings | None = None, classifier: Classifier | N
     )
     app.state.settings, app.state.classifier, app.state.gate = settings, clf, gate
     _install_error_handlers(app)
+    # documents the key for /docs ("Authorize"); GuardMiddleware is what checks it
+    key_scheme = [Security(APIKeyHeader(name="X-API-Key", auto_error=False, description="the server's --api-key"))] if settings.api_key else []
 
-    @app.api_route("/healthz", methods=["GET", "HEAD"], summary="Liveness")
+    @app.get("/healthz", summary="Liveness")
+    @app.head("/healthz", include_in_schema=False)  # uptime checkers ask with HEAD
     async def healthz() -> dict[str, Any]:
         return {"status": "ok", "model_loaded": True, "backend": clf.backend, "in_flight": gate.pending}
 
-    @app.get("/v1/model", summary="Model card: classes, metrics, calibration, intended use")
+    @app.get("/v1/model", summary="Model card: classes, metrics, calibration, intended use",
+             responses={401: ERROR_RESPONSES[401]}, dependencies=key_scheme)
     async def model_info() -> dict[str, Any]:
         info = clf.describe()
         info["explain_available"] = service.explain_available
@@ -235,7 +260,8 @@ def create_app(settings: ServeSettings | None = None, classifier: Classifier | N
         info["accepted_formats"] = ["png", "jpeg", "bmp", "tiff", "gif", "webp", "dicom", "nifti"]
         return info
 
-    @app.post("/v1/predict", summary="Classify one scan (image, DICOM or NIfTI)", dependencies=[Depends(reject_unknown_query_params)])
+    @app.post("/v1/predict", summary="Classify one scan (image, DICOM or NIfTI)", responses=ERROR_RESPONSES,
+              dependencies=[Depends(reject_unknown_query_params), *key_scheme])
     async def predict(request: Request, file: UploadFile = File(..., description="the scan"), explain: bool = False) -> dict[str, Any]:
         n_files = len((await request.form()).getlist("file"))  # parsed once already; FastAPI keeps only the last
         if n_files > 1:
