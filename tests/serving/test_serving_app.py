@@ -247,3 +247,13 @@ def test_openapi_documents_the_real_error_body_and_the_api_key(tiny_clf) -> None
     assert spec["components"]["securitySchemes"]["APIKeyHeader"] == {
         "type": "apiKey", "description": "the server's --api-key", "in": "header", "name": "X-API-Key"}
     assert post["security"] == [{"APIKeyHeader": []}]
+
+
+def test_a_second_scan_or_a_repeated_parameter_is_refused_not_ignored(client, phantom_png) -> None:
+    err = _assert_error(client.post("/v1/predict", files={"file": ("a.png", phantom_png), "other": ("b.png", phantom_png)}),
+                        422, "invalid_request")
+    assert err["message"] == "unexpected form field 'other'; send the scan as the one field 'file'"
+    err = _assert_error(client.post("/v1/predict?explain=true&explain=false", files={"file": ("a.png", phantom_png)}), 422, "invalid_request")
+    assert err["message"] == "query parameter 'explain' was given 2 times; give it once"
+    r = client.post("/v1/predict", content=phantom_png, headers={"Content-Type": "application/x-www-form-urlencoded"})  # curl --data-binary
+    assert "urlencoded, which cannot carry a file" in _assert_error(r, 422, "invalid_request")["message"]

@@ -101,6 +101,9 @@ async def reject_unknown_query_params(request: Request) -> None:
     if route is None or not getattr(route, "dependant", None):
         return
     accepted = _declared_query_params(route.dependant)
+    repeated = [k for k in dict.fromkeys(request.query_params.keys()) if len(request.query_params.getlist(k)) > 1]
+    if repeated:  # ?explain=true&explain=false: the last one used to win silently
+        raise ApiError(422, "invalid_request", f"query parameter {repeated[0][:64]!r} was given {len(request.query_params.getlist(repeated[0]))} times; give it once")
     unknown = [k for k in dict.fromkeys(request.query_params.keys()) if k not in accepted]
     if unknown:
         names = ", ".join(repr(k[:64]) for k in unknown[:10]) + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
@@ -139,7 +142,10 @@ def _install_error_handlers(app: FastAPI) -> None:
         raw = _raw_body_media_type(request) if file_missing else None
         if raw:  # e.g. curl --data-binary @scan.png -H 'Content-Type: image/png'
             return _error(415, "unsupported_media_type", f"the request body was sent raw ({raw}): send the scan as multipart/form-data with field name 'file' (curl -F file=@scan.png)")
-        return _error(422, "invalid_request", _validation_message(exc))
+        message = _validation_message(exc)
+        if file_missing and (request.headers.get("content-type") or "").lower().startswith("application/x-www-form-urlencoded"):
+            message += " (this body is urlencoded, which cannot carry a file: curl --data-binary sends that; use curl -F file=@scan.png)"
+        return _error(422, "invalid_request", message)
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> JSONResponse:
@@ -263,10 +269,15 @@ def create_app(settings: ServeSettings | None = None, classifier: Classifier | N
     @app.post("/v1/predict", summary="Classify one scan (image, DICOM or NIfTI)", responses=ERROR_RESPONSES,
               dependencies=[Depends(reject_unknown_query_params), *key_scheme])
     async def predict(request: Request, file: UploadFile = File(..., description="the scan"), explain: bool = False) -> dict[str, Any]:
-        n_files = len((await request.form()).getlist("file"))  # parsed once already; FastAPI keeps only the last
+        form = await request.form()  # parsed once already; FastAPI keeps only the last 'file'
+        n_files = len(form.getlist("file"))
         if n_files > 1:
             await file.close()
             raise ApiError(422, "invalid_request", f"form field 'file' was sent {n_files} times; send one scan per request")
+        other = [k for k in dict.fromkeys(form.keys()) if k != "file"]
+        if other:  # a second scan under another name would be silently ignored
+            await file.close()
+            raise ApiError(422, "invalid_request", f"unexpected form field {other[0][:64]!r}; send the scan as the one field 'file'")
         data = await file.read(max_bytes + 1)
         await file.close()
         if len(data) > max_bytes:
