@@ -53,6 +53,7 @@ def test_hash_changes_with_content() -> None:
         ("- a\n- b\n", "expected a mapping"),
         ("train: [epochs: 1\n", r"^[^\n]*bad\.yaml: not valid YAML \(line 2, column 1: expected ',' or '\]', but got '<stream end>'\)$"),
         ("1: 2\n", r"bad\.yaml: 1 is not a field name"),
+        ("train:\n  epochs: 1\ntrain:\n  epochs: 3\n", r"bad\.yaml: not valid YAML \(line 3, column 1: key 'train' is given twice\)"),
         ("train:\n  1: 2\n", r"bad\.yaml: train\.1 is not a field name"),
     ],
 )

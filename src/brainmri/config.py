@@ -257,7 +257,7 @@ def load_run_config(path: str | Path | None = None, data: dict | None = None) ->
         if not p.is_file():
             raise ConfigError(f"{p}: config file not found")
         try:
-            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+            data = yaml.load(p.read_text(encoding="utf-8"), Loader=_unique_keys_loader()) or {}
         except UnicodeDecodeError as exc:
             raise ConfigError(f"{p}: not a text file (byte {exc.start} is not UTF-8); a config is YAML text") from None
         except yaml.YAMLError as exc:
@@ -268,6 +268,24 @@ def load_run_config(path: str | Path | None = None, data: dict | None = None) ->
     cfg = from_dict(RunConfig, data or {})
     validate(cfg)
     return cfg
+
+
+def _unique_keys_loader():
+    """PyYAML's safe loader, refusing a key given twice in one mapping (the last one used to win
+    silently: ``train: {epochs: 1}`` then ``train: {epochs: 3}``)."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(None, None, f"key {key!r} is given twice", key_node.start_mark)
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeyLoader
 
 
 def _yaml_problem(exc: Exception) -> str:
