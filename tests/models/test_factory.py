@@ -137,3 +137,32 @@ def test_an_image_or_broken_weights_file_is_named_for_what_it_is(tmp_path):
     save_file(state, str(tmp_path / "nan.safetensors"))
     with pytest.raises(CheckpointError, match=r"nan\.safetensors: tensor conv1\.weight holds NaN or infinite values"):
         load_pretrained_weights(create_model("resnet18", 4), tmp_path / "nan.safetensors")
+
+
+def test_without_a_route_to_the_hub_only_the_local_cache_is_asked(monkeypatch):
+    """A download with no network retried for about a minute; now it looks in the cache and fails at once."""
+    import socket
+
+    import huggingface_hub.constants as hub
+    import timm
+
+    monkeypatch.delenv("HTTPS_PROXY", raising=False)
+    monkeypatch.delenv("https_proxy", raising=False)
+    monkeypatch.delenv("ALL_PROXY", raising=False)
+    monkeypatch.delenv("all_proxy", raising=False)
+    monkeypatch.setattr(hub, "HF_HUB_OFFLINE", False)
+
+    def no_route(*a, **k):
+        raise OSError(101, "Network is unreachable")
+
+    seen = {}
+
+    def fake_create(name, pretrained=False, **kwargs):
+        seen["offline"] = hub.HF_HUB_OFFLINE
+        raise RuntimeError("not in the cache")
+
+    monkeypatch.setattr(socket, "create_connection", no_route)
+    monkeypatch.setattr(timm, "create_model", fake_create)
+    with pytest.raises(CheckpointError, match="could not download ImageNet weights for resnet18"):
+        create_model("resnet18", 4, pretrained=True)
+    assert seen["offline"] is True and hub.HF_HUB_OFFLINE is False  # set for the call only

@@ -10,6 +10,7 @@ Grayscale MRI meets 3-channel backbones in one of two ways, chosen by ``in_chans
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from pathlib import Path
@@ -127,6 +128,37 @@ def load_pretrained_weights(model: nn.Module, path: str | Path) -> nn.Module:
     return model
 
 
+HUB_HOST = ("huggingface.co", 443)
+
+
+@contextlib.contextmanager
+def _offline_unless_hub_reachable(timeout: float = 3.0):
+    """Without a route to the hub (and no proxy to reach it through), look only in the local
+    weights cache: a download would retry for about a minute before failing. Weights already
+    cached still load; the caller's error message says what to do otherwise."""
+    import os
+    import socket
+
+    proxied = any(os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"))
+    try:
+        import huggingface_hub.constants as hub
+    except ImportError:
+        yield
+        return
+    reachable = True
+    if not proxied and not hub.HF_HUB_OFFLINE:
+        try:
+            socket.create_connection(HUB_HOST, timeout=timeout).close()
+        except OSError:
+            reachable = False
+    before = hub.HF_HUB_OFFLINE
+    hub.HF_HUB_OFFLINE = before or not reachable
+    try:
+        yield
+    finally:
+        hub.HF_HUB_OFFLINE = before
+
+
 def _brainmri_model_name(path: Path) -> str | None:
     """The model name a brainmri checkpoint records in its metadata (``None`` for other files)."""
     if path.suffix != ".safetensors":
@@ -194,7 +226,8 @@ def create_model(
             kwargs["img_size"] = image_size
         if pretrained and not pretrained_weights:
             try:
-                model = timm.create_model(name, pretrained=True, **kwargs)
+                with _offline_unless_hub_reachable():
+                    model = timm.create_model(name, pretrained=True, **kwargs)
             except Exception as exc:  # noqa: BLE001 - hub/network failures come in many types
                 raise CheckpointError(
                     f"could not download ImageNet weights for {name} (no internet or hub unreachable: "
