@@ -219,15 +219,21 @@ def as_gray_uint8(image, name: str = "<array>", max_pixels: int = DEFAULT_MAX_PI
             text = str(exc) or type(exc).__name__
             raise ImageReadError(name, f"unsupported colour mode ({text})" if "conversion from" in text else text) from None
     arr = np.asarray(image)
+    check_array_image(arr, name, max_pixels)
+    if arr.ndim == 3:
+        arr = arr[..., :3] if arr.shape[2] >= 3 else arr[..., 0]  # alpha ignored
+    levels = to_uint8_levels_or_refuse(arr, name)  # on the channels, before they are averaged: one rule for gray and colour
+    return levels if levels.ndim == 2 else np.round(levels.astype(np.float64).mean(axis=2)).astype(np.uint8)
+
+
+def check_array_image(arr: np.ndarray, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    """Refuse an array that is no image: a non-numeric dtype, a shape other than (H, W) or
+    (H, W, 1|3|4), or a size no scan has (:func:`check_image_size`)."""
     if arr.dtype.kind not in "buif":
         raise ImageReadError(name, f"array of dtype {arr.dtype} is not an image; give numbers (uint8, uint16, float...)")
     if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (1, 3, 4))) or min(arr.shape[:2]) < 2:
         raise ImageReadError(name, f"expected a 2-D image (H, W) or (H, W, C), got shape {tuple(arr.shape)}")
     check_image_size(name, arr.shape[0], arr.shape[1], max_pixels=max_pixels)
-    if arr.ndim == 3:
-        arr = arr[..., :3] if arr.shape[2] >= 3 else arr[..., 0]  # alpha ignored
-    levels = to_uint8_levels_or_refuse(arr, name)  # on the channels, before they are averaged: one rule for gray and colour
-    return levels if levels.ndim == 2 else np.round(levels.astype(np.float64).mean(axis=2)).astype(np.uint8)
 
 
 def to_uint8_levels_or_refuse(arr: np.ndarray, name: str) -> np.ndarray:

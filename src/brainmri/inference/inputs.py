@@ -15,7 +15,14 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from brainmri.data.io import DEFAULT_MAX_PIXELS, as_gray_uint8, check_file, decode_image_bytes, to_uint8_levels_or_refuse
+from brainmri.data.io import (
+    DEFAULT_MAX_PIXELS,
+    as_gray_uint8,
+    check_array_image,
+    check_file,
+    decode_image_bytes,
+    to_uint8_levels_or_refuse,
+)
 from brainmri.errors import ImageReadError
 from brainmri.inference.ood import colorfulness, colorfulness_of_source
 from brainmri.inference.sniff import RASTER_FORMATS, sniff_bytes
@@ -135,10 +142,12 @@ def decode_item(item: Any, name: str | None = None, **kwargs: Any) -> DecodedInp
             arr = np.asarray(item)
         except Exception as exc:  # noqa: BLE001 - an object whose __array__ fails
             raise ImageReadError(label, f"cannot be read as an array ({type(exc).__name__}: {exc})") from None
-        gray = as_gray_uint8(arr, name=label)
+        check_array_image(arr, label)
         colour = None
-        if arr.ndim == 3 and arr.shape[2] in (3, 4):  # any dtype: the same levels as the gray image, so every form gets one verdict
-            colour = colorfulness(to_uint8_levels_or_refuse(arr[..., :3], label))
+        if arr.ndim == 3 and arr.shape[2] in (3, 4):  # any dtype: levels once, for the colour check and the gray image alike
+            arr = to_uint8_levels_or_refuse(arr[..., :3], label)
+            colour = colorfulness(arr)
+        gray = as_gray_uint8(arr, name=label)
         return DecodedInput(label, [gray], None, colour, {"format": "array", "height": gray.shape[0], "width": gray.shape[1]})
     kind = type(item).__name__
     raise ImageReadError(name or f"<{kind}>", f"cannot predict on {'an' if kind[:1].lower() in 'aeiou' else 'a'} {kind}; "
