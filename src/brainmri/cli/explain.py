@@ -117,8 +117,9 @@ def run(args) -> int:
             failed += 1
             continue
         except Exception as exc:  # noqa: BLE001 - one bad input never stops the others
-            detail = " ".join(str(exc).split())[:200]
-            print(f"brainmri explain: error: {path}: could not be processed ({type(exc).__name__}{': ' + detail if detail else ''})", file=sys.stderr)
+            from brainmri.inference.classifier import short_reason
+
+            print(f"brainmri explain: error: {path}: could not be processed ({short_reason(exc)})", file=sys.stderr)
             failed += 1
             continue
         for (name, gray), (ood, reason) in zip(_items(path, decoded), _ood_per_image(pred)):

@@ -77,7 +77,7 @@ def _is_one_image(items: Any) -> bool:
     return isinstance(items, Image.Image) or is_tensor(items)
 
 
-def _short_reason(exc: BaseException) -> str:
+def short_reason(exc: BaseException) -> str:
     """``Type: message`` of an unexpected error, on one line and short."""
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
@@ -247,7 +247,7 @@ class Classifier:
                     decoded.append(Prediction.failed(label, str(exc)))
                 except Exception as exc:  # noqa: BLE001 - one bad input never stops the batch
                     log.warning("unexpected %s while reading %s", type(exc).__name__, label)
-                    decoded.append(Prediction.failed(label, f"{label}: could not be processed ({_short_reason(exc)})"))
+                    decoded.append(Prediction.failed(label, f"{label}: could not be processed ({short_reason(exc)})"))
             prepared: list[list[torch.Tensor]] = []
             for k, d in enumerate(decoded):  # preparing one input (crop, resize) can fail too; the others go on
                 if isinstance(d, DecodedInput):
@@ -257,7 +257,7 @@ class Classifier:
                         decoded[k] = Prediction.failed(d.name, str(exc))
                     except Exception as exc:  # noqa: BLE001 - e.g. MemoryError on an absurd image
                         log.warning("unexpected %s while preparing %s", type(exc).__name__, d.name)
-                        decoded[k] = Prediction.failed(d.name, f"{d.name}: could not be processed ({_short_reason(exc)})")
+                        decoded[k] = Prediction.failed(d.name, f"{d.name}: could not be processed ({short_reason(exc)})")
             good = [d for d in decoded if isinstance(d, DecodedInput)]
             results = iter(self._run(good, prepared, batch_size))
             out.extend(next(results) if isinstance(d, DecodedInput) else d for d in decoded)
