@@ -9,14 +9,18 @@ defines their schemas in a ``torch.library`` fragment so the import succeeds. Th
 Pillow / OpenCV and never calls them. On a machine whose torchvision ops load (any CUDA
 machine), this module does nothing.
 
-Import it before the first torchvision import: ``import brainmri._compat  # noqa: F401``.
+Importing ``brainmri`` installs a one-shot import hook, so the fix runs just before the first
+``import torchvision`` (by timm, pytorch-grad-cam or anyone) and ``import brainmri`` itself stays
+cheap: torch is loaded only when something needs it (``brainmri --help`` in a fraction of a
+second, and a Ctrl-C during start-up is one line, not a traceback from inside ``import torch``).
+Calling :func:`ensure_torchvision_importable` does the same at once.
 """
 from __future__ import annotations
 
+import importlib.abc
 import importlib.util
 import os
-
-import torch
+import sys
 
 _SCHEMAS = (
     "nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
@@ -40,6 +44,8 @@ PATCHED = False  # True when the schemas were defined here (ops unavailable)
 
 def _torchvision_ops_load() -> bool:
     """Try to load torchvision's compiled ops the way torchvision does; True if nms exists."""
+    import torch
+
     spec = importlib.util.find_spec("torchvision")
     if spec is None or not spec.submodule_search_locations:
         return True  # no torchvision: nothing to fix
@@ -60,8 +66,11 @@ def _torchvision_ops_load() -> bool:
 def ensure_torchvision_importable() -> bool:
     """Define missing torchvision op schemas if needed. Returns True if it patched anything."""
     global _fragment, PATCHED
-    if PATCHED or "torchvision" in __import__("sys").modules:
+    uninstall_hook()  # once is enough, and find_spec below must not re-enter it
+    if PATCHED or "torchvision" in sys.modules:
         return PATCHED
+    import torch
+
     if torch.cuda.is_available() or _torchvision_ops_load():
         return False
     _fragment = torch.library.Library("torchvision", "FRAGMENT")
@@ -74,4 +83,23 @@ def ensure_torchvision_importable() -> bool:
     return True
 
 
-ensure_torchvision_importable()
+class _BeforeTorchvision(importlib.abc.MetaPathFinder):
+    """Runs :func:`ensure_torchvision_importable` once, when ``torchvision`` is first imported,
+    then steps aside (it finds nothing itself: the normal finders import torchvision)."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname == "torchvision":
+            ensure_torchvision_importable()
+        return None
+
+
+_HOOK = _BeforeTorchvision()
+
+
+def uninstall_hook() -> None:
+    if _HOOK in sys.meta_path:
+        sys.meta_path.remove(_HOOK)
+
+
+if "torchvision" not in sys.modules and not PATCHED:
+    sys.meta_path.insert(0, _HOOK)

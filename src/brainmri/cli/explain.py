@@ -14,7 +14,7 @@ from brainmri.errors import BrainMRIError, ConfigError
 
 
 def register(subparsers) -> None:
-    from brainmri.explain.cam import METHODS
+    from brainmri.explain.methods import METHODS
 
     p = subparsers.add_parser(
         "explain",

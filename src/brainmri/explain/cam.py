@@ -31,19 +31,10 @@ from brainmri.config import PreprocessConfig
 from brainmri.data.io import as_gray_uint8
 from brainmri.errors import ConfigError
 from brainmri.evaluation.calibration import calibrated_probs
+from brainmri.explain.methods import ALIASES, METHODS
 from brainmri.explain.targets import check_layer_output, reshape_transform_for, resolve_target_layer
 from brainmri.preprocess.crop import brain_bbox
 from brainmri.preprocess.pipeline import pad_to_square, prepare_image, to_model_input
-
-METHODS: dict[str, str] = {
-    "gradcam": "GradCAM",
-    "gradcam++": "GradCAMPlusPlus",
-    "hirescam": "HiResCAM",
-    "layercam": "LayerCAM",
-    "eigencam": "EigenCAM",
-    "scorecam": "ScoreCAM",
-}
-ALIASES = {"gradcamplusplus": "gradcam++", "gradcampp": "gradcam++", "grad-cam": "gradcam", "score-cam": "scorecam"}
 
 
 @dataclass

@@ -22,27 +22,11 @@ from torch import nn
 
 from brainmri.errors import CheckpointError, ConfigError
 from brainmri.models.cnn import seed002_cnn, seed003_cnn
+from brainmri.models.zoo import MODEL_ZOO, default_image_size  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
-# name -> native input size. Any other timm name passes through (default 224).
-MODEL_ZOO: dict[str, int] = {
-    "densenet121": 224,
-    "mobilenetv2_100": 224,
-    "efficientnet_b0": 224,
-    "resnet18": 224,
-    "resnet50": 224,
-    "inception_resnet_v2": 299,
-    "vit_base_patch16_224": 224,
-    "vit_small_patch16_224": 224,
-    "seed003_cnn": 128,
-    "seed002_cnn": 128,
-}
 CUSTOM_MODELS = {"seed003_cnn": seed003_cnn, "seed002_cnn": seed002_cnn}
-
-
-def default_image_size(name: str) -> int:
-    return MODEL_ZOO.get(name, 224)
 
 
 class MLPHead(nn.Module):
