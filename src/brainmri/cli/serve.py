@@ -55,12 +55,30 @@ def check_numeric_flags(args) -> None:
     loads), each with a one-line message naming the flag."""
     _finite_in(args, "max_upload_mb", 0, MAX_UPLOAD_MB)
     _finite_in(args, "timeout", 0, MAX_TIMEOUT_S)
+    _finite_in(args, "upload_timeout", 0, MAX_TIMEOUT_S)
     if args.workers_concurrency < 1:
         raise ConfigError(f"--workers-concurrency={args.workers_concurrency} must be >= 1")
     if args.queue < 0:
         raise ConfigError(f"--queue={args.queue} must be >= 0")
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port={args.port} must be between 0 and 65535")
+
+
+def _server_class():
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, except that a forced stop (a second Ctrl-C) still runs the app's
+        shutdown (it only stops the inference pool, at once): uvicorn skips it, and the
+        cancelled lifespan then logs a traceback. Requests cut off get a JSON 503
+        (``GuardMiddleware``)."""
+
+        async def shutdown(self, sockets=None) -> None:
+            await super().shutdown(sockets)
+            if self.force_exit:
+                await self.lifespan.shutdown()
+
+    return Server
 
 
 def run(args) -> int:
@@ -81,6 +99,7 @@ def run(args) -> int:
         concurrency=args.workers_concurrency,
         queue=args.queue,
         timeout_s=args.timeout,
+        upload_timeout_s=args.upload_timeout,
         nifti_axis=args.axis,
         nifti_slices=args.slices,
     )
@@ -93,7 +112,7 @@ def run(args) -> int:
         host = f"[{args.host}]" if ":" in args.host else args.host
         print(f"brainmri {brainmri.__version__} serving {app.state.classifier.source} ({app.state.classifier.backend}) on http://{host}:{port}/  {brainmri.DISCLAIMER}", flush=True)
         config = uvicorn.Config(app, host=args.host, port=port, log_level="warning" if args.quiet else "info", timeout_keep_alive=5)
-        uvicorn.Server(config).run(sockets=[sock])
+        _server_class()(config).run(sockets=[sock])
     finally:
         sock.close()
     return 0
@@ -118,6 +137,9 @@ def register(subparsers) -> None:
     p.add_argument("--workers-concurrency", type=int, default=2, help="predictions running at once (default: 2)")
     p.add_argument("--queue", type=int, default=32, help="predictions allowed to wait; beyond that: 503 (default: 32)")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds before a prediction is answered 504 (default: 30)")
+    p.add_argument("--upload-timeout", type=float, default=60.0,
+                   help="seconds an upload may take to arrive in full; slower: 408 (default: 60). Slow request headers are not "
+                        "timed out: behind the open internet, run a reverse proxy in front")
     p.add_argument("--axis", default="axial", help="NIfTI uploads: slicing axis (default: axial)")
     p.add_argument("--slices", default="middle:5", help="NIfTI uploads: slices (default: middle:5)")
     p.set_defaults(func=run)

@@ -8,8 +8,8 @@ Endpoints:
     ``GET /``             the web page; ``/docs`` the OpenAPI UI (Swagger UI loads its scripts
                           from a CDN, so it is blank offline; ``/openapi.json`` is local).
 
-Limits: API key (401), upload size (413), unsupported content or a body that is not
-multipart/form-data (415), unreadable file or an unknown query parameter (422), busy (503),
+Limits: API key (401), upload time (408), upload size (413), unsupported content or a body that is not
+multipart/form-data (415), unreadable file or an unknown query parameter (422), busy or being stopped (503),
 timeout (504). Every error is ``{"error": {"code", "message"}}`` and never a
 traceback; the model runs in a thread pool, off the event loop. Nothing here uses a path taken
 from a request, and nothing from an upload (file name, DICOM tags) is logged.
@@ -45,7 +45,7 @@ log = logging.getLogger("brainmri.serving")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 UPLOAD_NAME = "upload"  # the name used in messages: never the client's file name
 FORM_MEDIA_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
-STATUS_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type", 422: "unprocessable", 429: "too_many_requests"}
+STATUS_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 408: "upload_timeout", 413: "payload_too_large", 415: "unsupported_media_type", 422: "unprocessable", 429: "too_many_requests"}
 
 
 @dataclass
@@ -59,6 +59,7 @@ class ServeSettings:
     concurrency: int = 2  # predictions running at once
     queue: int = 32  # predictions allowed to wait; more get 503
     timeout_s: float = 30.0
+    upload_timeout_s: float = 60.0  # the whole body must arrive within this (slow or stalled clients)
     nifti_axis: str = "axial"
     nifti_slices: str = "middle:5"
     max_volume_mb: float = 512.0  # decompressed NIfTI size (gzip bombs)
@@ -217,9 +218,9 @@ class ErrorBody(BaseModel):
 
 ERROR_RESPONSES = {status: {"model": ErrorBody, "description": text} for status, text in (
     (400, "empty upload or malformed request"), (401, "missing or wrong API key (when the server has one)"),
-    (413, "upload over the size limit"), (415, "not an image, DICOM or NIfTI file (or a raw body: send multipart)"),
+    (408, "the upload did not arrive in full within the server's upload timeout"), (413, "upload over the size limit"), (415, "not an image, DICOM or NIfTI file (or a raw body: send multipart)"),
     (422, "unreadable file, bad form field or query parameter"), (500, "internal error (logged)"),
-    (501, "explanations unavailable for this model"), (503, "busy: retry after Retry-After seconds"),
+    (501, "explanations unavailable for this model"), (503, "busy, or the server was stopped mid-request: retry after Retry-After seconds"),
     (504, "the prediction took longer than the server's timeout"))}
 
 
@@ -305,7 +306,7 @@ def create_app(settings: ServeSettings | None = None, classifier: Classifier | N
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    app.add_middleware(GuardMiddleware, api_key=settings.api_key, max_upload_mb=settings.max_upload_mb)
+    app.add_middleware(GuardMiddleware, api_key=settings.api_key, max_upload_mb=settings.max_upload_mb, upload_timeout_s=settings.upload_timeout_s)
     return app
 
 

@@ -9,12 +9,15 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 from starlette.exceptions import HTTPException
 
+log = logging.getLogger(__name__)
 PROTECTED_PREFIX = "/v1/"
 MULTIPART_OVERHEAD = 64 * 1024  # boundary and part headers around the uploaded file
 
@@ -42,20 +45,32 @@ class BodyTooLarge(HTTPException):
         super().__init__(status_code=413, detail=f"upload is over the {limit_mb:g} MiB limit")
 
 
+class UploadTooSlow(HTTPException):
+    """Raised from ``receive`` when a body has not arrived in full within the upload timeout (a
+    client that trickles its upload would otherwise hold a connection and its buffer forever)."""
+
+    def __init__(self, timeout_s: float):
+        super().__init__(status_code=408, detail=f"the upload did not arrive within {timeout_s:g} s; send it again (a slow link: ask for a longer --upload-timeout)")
+
+
 class GuardMiddleware:
-    """Pure ASGI middleware: API key on ``/v1/*``, body size on POST, security headers.
+    """Pure ASGI middleware: API key on ``/v1/*``, body size and upload time on POST, security
+    headers, and a JSON 503 (not a 500 with a traceback) for a request cut off by a forced
+    shutdown (a second Ctrl-C).
 
     Args:
         app: the wrapped ASGI app.
         api_key: required key (``X-API-Key`` or ``Authorization: Bearer``), or ``None``.
         max_upload_mb: largest upload accepted; the body may be ``MULTIPART_OVERHEAD`` larger.
+        upload_timeout_s: the whole body must arrive within this many seconds of the first read.
     """
 
-    def __init__(self, app: Callable, api_key: str | None, max_upload_mb: float):
+    def __init__(self, app: Callable, api_key: str | None, max_upload_mb: float, upload_timeout_s: float = 60.0):
         self.app = app
         self.api_key = api_key.encode() if api_key else None
         self.max_upload_mb = float(max_upload_mb)
         self.max_body_bytes = int(max_upload_mb * 1024**2) + MULTIPART_OVERHEAD
+        self.upload_timeout_s = float(upload_timeout_s)
 
     async def _reply(self, send: Callable, status: int, code: str, message: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
         body = error_body(code, message)
@@ -85,8 +100,12 @@ class GuardMiddleware:
                 return await self._reply(send, 413, "payload_too_large", f"upload is {length / 1024**2:.1f} MiB, over the {self.max_upload_mb:g} MiB limit")
             receive = self._counting(receive)
 
+        started = False
+
         async def send_with_headers(message: dict[str, Any]) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 extra = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
                 if path == "/" or path.startswith("/static/"):
                     extra.append((b"content-security-policy", b"default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'"))
@@ -97,13 +116,31 @@ class GuardMiddleware:
             await self.app(scope, receive, send_with_headers)
         except BodyTooLarge as exc:
             await self._reply(send, 413, "payload_too_large", str(exc.detail))
+        except UploadTooSlow as exc:
+            await self._reply(send, 408, "upload_timeout", str(exc.detail), [(b"connection", b"close")])
+        except asyncio.CancelledError:
+            # The server is being stopped at once (a second Ctrl-C): answer what can still be
+            # answered, log one line, and let the shutdown go on without a traceback per request.
+            log.warning("%s %s cut off: the server was stopped", scope.get("method"), path)
+            if not started:
+                try:
+                    await self._reply(send, 503, "shutting_down", "the server was stopped while this request ran; retry when it is back",
+                                      [(b"retry-after", b"5"), (b"connection", b"close")])
+                except Exception:  # noqa: BLE001 - the connection may already be gone
+                    pass
 
     def _counting(self, receive: Callable) -> Callable:
         seen = 0
+        deadline: float | None = None
 
         async def wrapped() -> dict[str, Any]:
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, deadline
+            if deadline is None:
+                deadline = time.monotonic() + self.upload_timeout_s
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
+            except asyncio.TimeoutError:
+                raise UploadTooSlow(self.upload_timeout_s) from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_body_bytes:
