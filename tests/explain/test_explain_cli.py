@@ -43,10 +43,10 @@ def test_out_of_distribution_inputs_get_no_heat_map(ckpt, images, tmp_path, caps
     rc = main(["explain", str(ckpt), str(images["blank"]), str(images["good"]), str(images["noise"]), "--out", str(out)])
     assert rc == 0
     text = capsys.readouterr().out
-    assert "blank: out of distribution: blank or near-constant image" in text
-    assert "noise: out of distribution: image looks like noise" in text
-    assert "blank: predicted" not in text and "noise: predicted" not in text  # no diagnosis for them
-    assert "good: predicted" in text
+    assert "blank.png: out of distribution: blank or near-constant image" in text
+    assert "noise.png: out of distribution: image looks like noise" in text
+    assert "blank.png: predicted" not in text and "noise.png: predicted" not in text  # no diagnosis for them
+    assert "good.png: predicted" in text
     written = _outputs(out)
     assert {f"good_{k}.png" for k in ("original", "heatmap", "overlay", "explanation")} <= written
     assert not any(n.startswith(("blank", "noise")) for n in written)
@@ -71,7 +71,7 @@ def test_an_energy_guard_refusal_also_gives_no_map(tmp_path, images, capsys):
     ck = make_checkpoint(tmp_path / "strict.safetensors", size=64, ood={"energy_threshold": -1e9, "temperature": 1.0})
     out = tmp_path / "cams"
     assert main(["explain", str(ck), str(images["good"]), "--out", str(out)]) == 0
-    assert "good: out of distribution: model energy score" in capsys.readouterr().out
+    assert "good.png: out of distribution: model energy score" in capsys.readouterr().out
     assert not out.exists()  # nothing written: no empty folder either
 
 
@@ -186,8 +186,8 @@ def test_noise_volume_slices_get_no_heat_map(ckpt, tmp_path, capsys):
     out = tmp_path / "cams"
     assert main(["explain", str(ckpt), str(noise), str(brain), "--out", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "vol_slice004: out of distribution" in text and "vol_slice004: predicted" not in text
-    assert "brain_slice004: predicted" in text
+    assert "vol.nii.gz (slice004): out of distribution" in text and "vol.nii.gz (slice004): predicted" not in text
+    assert "brain.nii.gz (slice004): predicted" in text
     assert not any(n.startswith("vol") for n in _outputs(out)) and (out / "brain_slice004_overlay.png").is_file()
 
 

@@ -3,7 +3,6 @@ faithfulness table to compare CAM methods."""
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 from pathlib import Path
@@ -20,21 +19,27 @@ def register(subparsers) -> None:
         "explain",
         help="heat maps showing where the model looked (Grad-CAM and friends)",
         description=(
-            "For each image write <name>_original.png, <name>_heatmap.png, <name>_overlay.png and a combined "
-            "<name>_explanation.png for the predicted class (or --class). --compare-methods scores every CAM method "
-            "by deletion/insertion faithfulness. An input the out-of-distribution guard refuses (as predict does) gets "
-            "no heat map. A file that cannot be read is reported and the others go on; the exit code is then non-zero. "
+            "For each image (files, folders, globs; for a NIfTI volume each slice of --axis / --slices) write "
+            "<name>_original.png, <name>_heatmap.png, <name>_overlay.png and a combined <name>_explanation.png for the "
+            "predicted class (or --class; eigencam is class-agnostic and takes no --class), <name> being the file name "
+            "without its extension. --compare-methods scores every CAM method by deletion/insertion faithfulness. An "
+            "input the out-of-distribution guard refuses (as predict does) gets no heat map. A file that cannot be read "
+            "is reported and the others go on; the exit code is then non-zero. A rerun replaces its own maps; a file "
+            "brainmri did not write, or an --out folder that holds other images (a dataset's class folder), needs --force. "
             "A heat map is not a segmentation and not a diagnosis. "
             "For research use only; not a medical device."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("checkpoint", help="brainmri .safetensors checkpoint")
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG/JPEG/BMP/TIFF, DICOM, NIfTI)")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG/JPEG/BMP/TIFF, DICOM, NIfTI), folders or glob patterns")
     p.add_argument("--method", default="gradcam", help=f"one of: {', '.join(METHODS)}")
-    p.add_argument("--class", dest="target_class", default=None, metavar="NAME", help="class to explain (default: the predicted one)")
-    p.add_argument("--target-layer", default=None, metavar="NAME", help="dotted module name of the layer to explain (default: automatic)")
+    p.add_argument("--class", dest="target_class", default=None, metavar="NAME", help="class to explain; none: the predicted one")
+    p.add_argument("--target-layer", default=None, metavar="NAME", help="dotted module name of the layer to explain; none: automatic")
     p.add_argument("--out", default="explanations", metavar="DIR", help="output folder")
+    p.add_argument("--axis", default="axial", help="NIfTI slicing axis: axial, coronal, sagittal or 0/1/2")
+    p.add_argument("--slices", default="middle", help="NIfTI slices: middle, middle:K, all, A:B, A:B:STEP or N")
+    p.add_argument("--force", action="store_true", help="replace files brainmri did not write, and write into a folder of other images")
     p.add_argument("--compare-methods", action="store_true", help="score every method's faithfulness (deletion/insertion AUC) on these images")
     p.add_argument("--methods", default=None, help="comma-separated methods for --compare-methods (default: all)")
     p.add_argument("--steps", type=int, default=16, help="perturbation steps for the faithfulness curves (>= 1)")
@@ -42,7 +47,16 @@ def register(subparsers) -> None:
 
 
 def _stem(path: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", Path(path).name.split(".")[0]) or "image"
+    """The file name without a known image extension (``1.5T_a.jpg`` -> ``1.5T_a``,
+    ``vol.nii.gz`` -> ``vol``), other characters than letters, digits, ``._-`` replaced."""
+    from brainmri.cli.predict import KNOWN_SUFFIXES
+
+    name = Path(path).name
+    for suffix in sorted(KNOWN_SUFFIXES, key=len, reverse=True):
+        if name.lower().endswith(suffix) and len(name) > len(suffix):
+            name = name[: -len(suffix)]
+            break
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip(".") or "image"
 
 
 def _items(path: str, decoded) -> list[tuple[str, np.ndarray]]:
@@ -61,10 +75,53 @@ def _ood_per_image(pred) -> list[tuple[bool, str | None]]:
     return [(s["out_of_distribution"], s["ood_reason"]) for s in pred.slices]
 
 
-def _save_png(path: Path, array: np.ndarray) -> None:
-    from PIL import Image
+OUTPUT_KINDS = ("original", "heatmap", "overlay", "explanation")
 
-    Image.fromarray(array).save(path)
+
+def _png_bytes(array: np.ndarray) -> bytes:
+    """A PNG carrying brainmri's ``Software`` mark (so a rerun may replace it)."""
+    import io
+
+    from PIL import Image, PngImagePlugin
+
+    from brainmri.outputs import PNG_METADATA
+
+    info = PngImagePlugin.PngInfo()
+    for key, value in PNG_METADATA.items():
+        info.add_text(key, value)
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG", pnginfo=info)
+    return buf.getvalue()
+
+
+def _unique_names(stems: list[str]) -> list[str]:
+    used: set[str] = set()
+    names = []
+    for stem in stems:
+        name, k = stem, 1
+        while name in used:  # two inputs with the same file name
+            k += 1
+            name = f"{stem}_{k}"
+        used.add(name)
+        names.append(name)
+    return names
+
+
+def _check_outputs(out: Path, names: list[str], inputs: list[str], extra: list[str], force: bool) -> None:
+    """Before any map is computed: refuse (unless ``force``) an existing file brainmri did not
+    write, and an --out folder that holds images brainmri did not write (a dataset's class
+    folder: the maps would join it as scans); never write over an input."""
+    from brainmri.cli.outputs import OutputPathError, check_output_file
+    from brainmri.data.io import is_image_name
+    from brainmri.outputs import written_by_brainmri
+
+    for name in [f"{n}_{kind}.png" for n in names for kind in OUTPUT_KINDS] + extra:
+        check_output_file(out / name, "--out", not_same_as=inputs, force=force)
+    if out.is_dir() and not force:
+        inside = sorted(f for f in out.iterdir() if f.is_file() and is_image_name(f) and not written_by_brainmri(f))
+        if inside:
+            raise OutputPathError(f"--out {out}: the folder holds {len(inside)} image(s) brainmri did not write (e.g. {inside[0].name}); "
+                                  "heat maps there would join them as scans. Give another --out, or --force")
 
 
 def _check_args(args) -> tuple[str, list[str]]:
@@ -73,7 +130,15 @@ def _check_args(args) -> tuple[str, list[str]]:
     from brainmri.explain.cam import normalize_method
     from brainmri.explain.faithfulness import ALL_METHODS
 
+    from brainmri.explain.methods import CLASS_AGNOSTIC
+    from brainmri.inference.nifti import check_slices_spec, parse_axis
+
     method = normalize_method(args.method)
+    if method in CLASS_AGNOSTIC and args.target_class is not None:
+        raise ConfigError(f"--method {method} is class-agnostic (its map is the same for every class), so --class "
+                          f"{args.target_class} would change nothing; use gradcam, gradcam++, hirescam, layercam or scorecam")
+    parse_axis(args.axis)
+    check_slices_spec(args.slices)
     methods = [normalize_method(m.strip()) for m in args.methods.split(",") if m.strip()] if args.methods else list(ALL_METHODS)
     if args.methods and not args.compare_methods:
         raise ConfigError("--methods chooses the methods of --compare-methods; add --compare-methods, or use --method for the maps")
@@ -91,18 +156,26 @@ def run(args) -> int:
     from brainmri.evaluation.plots import explanation_png
     from brainmri.explain.cam import check_target_layer, explain, heatmap_rgb, resolve_class
     from brainmri.inference.classifier import Classifier, TorchRunner
+    from brainmri.explain.methods import CLASS_AGNOSTIC
     from brainmri.inference.inputs import decode_path
+    from brainmri.outputs import write_json, write_output
+
+    from brainmri.cli.predict import expand_inputs
 
     method, methods = _check_args(args)
+    files, missing = expand_inputs(args.images)
     model, meta = load_checkpoint(args.checkpoint)
     resolve_class(args.target_class, meta.class_names)
     check_target_layer(model, meta, args.target_layer)
     clf = Classifier(TorchRunner(model, channels_last=False), meta, str(args.checkpoint), "torch", model=model)
     failed = read = 0
-    items: list[tuple[str, np.ndarray]] = []
-    for path in args.images:  # a file that cannot be read is reported; the others go on
+    for spec, reason in missing:
+        print(f"brainmri explain: error: {spec}: {reason}", file=sys.stderr)
+        failed += 1
+    items: list[tuple[str, str, np.ndarray]] = []  # (input path, name, gray image)
+    for path in files:  # a file that cannot be read is reported; the others go on
         try:
-            decoded = decode_path(path)
+            decoded = decode_path(path, axis=args.axis, slices=args.slices)
         except BrainMRIError as exc:
             print(f"brainmri explain: error: {exc}", file=sys.stderr)
             failed += 1
@@ -123,41 +196,45 @@ def run(args) -> int:
             failed += 1
             continue
         for (name, gray), (ood, reason) in zip(_items(path, decoded), _ood_per_image(pred)):
+            where = path if name == _stem(path) else f"{path} ({name[len(_stem(path)) + 1:]})"
             if ood:  # no heat map for what predict refuses to label (as the service: no overlay)
-                print(f"{name}: out of distribution: {reason}; no heat map written")
+                print(f"{where}: out of distribution: {reason}; no heat map written")
             else:
-                items.append((name, gray))
+                items.append((path, name, gray))
     out = Path(args.out)
-    results = explain(model, meta, [img for _, img in items], method=method, target_class=args.target_class, target_layer=args.target_layer) if items else []
+    names = _unique_names([name for _, name, _ in items])
+    if items:
+        _check_outputs(out, names, files, ["faithfulness.json"] if args.compare_methods else [], args.force)
+    results = explain(model, meta, [img for _, _, img in items], method=method, target_class=args.target_class, target_layer=args.target_layer) if items else []
     if items:
         out.mkdir(parents=True, exist_ok=True)
-    used: set[str] = set()
-    for (stem, gray), res in zip(items, results):
-        name = stem
-        k = 1
-        while name in used:  # two inputs with the same file name
-            k += 1
-            name = f"{stem}_{k}"
-        used.add(name)
-        _save_png(out / f"{name}_original.png", gray)
-        _save_png(out / f"{name}_heatmap.png", heatmap_rgb(res.heatmap))
-        _save_png(out / f"{name}_overlay.png", res.overlay)
-        title = f"predicted {res.predicted_class} ({res.prob:.2f}) · {method} for {res.target_class} ({res.target_prob:.2f})"
-        (out / f"{name}_explanation.png").write_bytes(explanation_png(gray, res.heatmap, res.overlay, title))
-        print(f"{name}: predicted {res.predicted_class} (p={res.prob:.3f}); {method} map for {res.target_class} -> {out / name}_{{original,heatmap,overlay,explanation}}.png")
+    agnostic = " (class-agnostic)" if method in CLASS_AGNOSTIC else ""
+    for (path, stem, gray), name, res in zip(items, names, results):
+        write_output(out / f"{name}_original.png", _png_bytes(gray))
+        write_output(out / f"{name}_heatmap.png", _png_bytes(heatmap_rgb(res.heatmap)))
+        write_output(out / f"{name}_overlay.png", _png_bytes(res.overlay))
+        target = f"{method}{agnostic}" if agnostic else f"{method} for {res.target_class} ({res.target_prob:.2f})"
+        title = f"{Path(path).name}{stem[len(_stem(path)):]} · predicted {res.predicted_class} ({res.prob:.2f}) · {target}"
+        write_output(out / f"{name}_explanation.png", explanation_png(gray, res.heatmap, res.overlay, title))
+        map_for = f"{method} map{agnostic}" if agnostic else f"{method} map for {res.target_class}"
+        where = path if stem == _stem(path) else f"{path} ({stem[len(_stem(path)) + 1:]})"
+        print(f"{where}: predicted {res.predicted_class} (p={res.prob:.3f}); {map_for} -> {out / name}_{{original,heatmap,overlay,explanation}}.png")
     if args.compare_methods and items:
         from brainmri.explain.faithfulness import faithfulness_scores, format_table
 
-        rows = faithfulness_scores(model, meta, [img for _, img in items], methods, args.target_class, args.target_layer, n_steps=args.steps)
+        rows = faithfulness_scores(model, meta, [img for _, _, img in items], methods, args.target_class, args.target_layer, n_steps=args.steps)
         print()
         print(format_table(rows))
         print("deletion AUC: target probability while the most salient pixels are blanked (lower = more faithful);")
         print("insertion AUC: while they are revealed on a blank image (higher = more faithful); 'random' is chance level.")
-        (out / "faithfulness.json").write_text(json.dumps(rows, indent=2))
+        if any(r["method"] in CLASS_AGNOSTIC for r in rows):
+            print(f"{', '.join(sorted(CLASS_AGNOSTIC))}: class-agnostic, the same map whatever class is explained; "
+                  "a high score there says the map finds what drives the prediction, not why one class over another.")
+        write_json({"faithfulness": rows}, out / "faithfulness.json")
     elif args.compare_methods:
         print("--compare-methods: no in-distribution image to score")
     if failed:
-        print(f"{failed} of {len(args.images)} input(s) could not be read; see the errors above", file=sys.stderr)
+        print(f"{failed} of {len(files) + len(missing)} input(s) could not be read; see the errors above", file=sys.stderr)
     print(brainmri.DISCLAIMER)
     if failed:
         return 1 if read else 2  # 2: nothing could be read at all

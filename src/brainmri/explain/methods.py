@@ -11,3 +11,6 @@ METHODS: dict[str, str] = {
     "scorecam": "ScoreCAM",
 }
 ALIASES = {"gradcamplusplus": "gradcam++", "gradcampp": "gradcam++", "grad-cam": "gradcam", "score-cam": "scorecam"}
+# Methods whose map does not depend on the class asked for (EigenCAM: the first principal
+# component of the layer's activations), so ``--class`` cannot change them.
+CLASS_AGNOSTIC = frozenset({"eigencam"})
