@@ -128,3 +128,17 @@ def test_a_multi_page_tiff_or_animated_gif_says_the_first_page_is_used(tiny_clf,
     assert tif.info["note"] == "3 pages: the first one is used"
     assert gif.info["note"] == "3 frames: the first one is used"
     assert "note" not in one.info
+
+
+def test_what_is_not_classified_carries_no_confidence(tiny_clf, tmp_path) -> None:
+    import nibabel as nib
+
+    blank = tiny_clf.predict(np.full((80, 80), 128, np.uint8))
+    assert blank.out_of_distribution and blank.label is None and blank.confidence is None
+    assert set(blank.probabilities) == set(tiny_clf.class_names)  # the raw evidence stays
+    noise = np.random.default_rng(0).uniform(0, 1000, (64, 64, 9)).astype(np.float32)
+    nib.save(nib.Nifti1Image(noise, np.eye(4)), str(tmp_path / "noise.nii.gz"))
+    vol = tiny_clf.predict(tmp_path / "noise.nii.gz", slices="all")
+    assert vol.label is None and vol.confidence is None
+    assert all(s["confidence"] is None for s in vol.slices)
+    assert vol.info["slice_indices"] == list(range(9)) and vol.info["num_slices"] == 9

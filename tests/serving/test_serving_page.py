@@ -121,3 +121,77 @@ def test_an_out_of_distribution_upload_shows_no_confidence_and_no_bars(server, b
     assert browser.find_element(By.ID, "confidence").text == ""
     assert "does not look like a brain MRI" in browser.find_element(By.ID, "ood").text
     assert not browser.find_element(By.ID, "bars").is_displayed()
+
+
+def _wait_done(browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(browser, 30).until(ec.text_to_be_present_in_element((By.ID, "status"), "Done."))
+
+
+def test_a_volume_says_which_slices_the_verdict_rests_on(server, browser, tmp_path) -> None:
+    import nibabel as nib
+    import numpy as np
+    from selenium.webdriver.common.by import By
+
+    stack = np.stack([np.rot90(phantom(k % 4, size=80, seed=k), -1) for k in range(12)], axis=2).astype(np.float32)
+    vol = tmp_path / "head.nii.gz"
+    nib.save(nib.Nifti1Image(stack, np.eye(4)), str(vol))
+    browser.get(server + "/")
+    browser.find_element(By.ID, "file-input").send_keys(str(vol))
+    browser.find_element(By.ID, "explain-input").click()
+    browser.find_element(By.ID, "submit-button").click()
+    _wait_done(browser)
+    note = browser.find_element(By.ID, "slices").text
+    assert "Volume: 5 of 12 axial slices classified (slices 4–8, counted from 0)" in note  # the server's default middle:5
+    assert "the other slices were not looked at" in note and "Heat map: slice" in note
+    assert browser.find_element(By.ID, "result-file").text == "head.nii.gz:"
+
+
+def test_a_new_file_or_request_never_shows_the_last_result(server, browser, tmp_path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    first, fake = tmp_path / "first.png", tmp_path / "second.png"
+    Image.fromarray(phantom(0, size=80, seed=3)).save(first)
+    fake.write_text("this is text, not a scan")
+    browser.get(server + "/")
+    browser.find_element(By.ID, "file-input").send_keys(str(first))
+    browser.find_element(By.ID, "submit-button").click()
+    _wait_done(browser)
+    assert "first.png" in browser.find_element(By.ID, "status").text
+    browser.find_element(By.ID, "file-input").send_keys(str(fake))  # chosen, not sent yet
+    assert not browser.find_element(By.ID, "result").is_displayed()
+    browser.find_element(By.ID, "submit-button").click()
+    WebDriverWait(browser, 20).until(lambda d: d.find_element(By.ID, "error").is_displayed())
+    assert not browser.find_element(By.ID, "result").is_displayed()
+    assert browser.find_element(By.ID, "label").get_attribute("textContent") == "-"
+    assert browser.switch_to.active_element.get_attribute("id") == "error"  # focus moves to the answer
+
+
+def test_a_wrong_api_key_is_called_rejected(tiny_clf, browser, tmp_path) -> None:
+    import uvicorn
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(create_app(ServeSettings(api_key="s3cret"), classifier=tiny_clf), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    try:
+        while not srv.started:
+            time.sleep(0.05)
+        scan = tmp_path / "scan.png"
+        Image.fromarray(phantom(0, size=80, seed=3)).save(scan)
+        browser.get(f"http://127.0.0.1:{port}/")
+        WebDriverWait(browser, 10).until(lambda d: "needs an API key" in d.find_element(By.ID, "model-info").text)
+        browser.find_element(By.ID, "key-input").send_keys("wrong")
+        browser.find_element(By.ID, "file-input").send_keys(str(scan))
+        browser.find_element(By.ID, "submit-button").click()
+        WebDriverWait(browser, 20).until(lambda d: d.find_element(By.ID, "error").is_displayed())
+        assert "the API key was rejected" in browser.find_element(By.ID, "error").text
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)

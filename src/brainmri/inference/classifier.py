@@ -8,8 +8,9 @@ Example:
 
 Every prediction carries ``label`` (``None`` when out of distribution), ``probabilities``
 (class -> softmax(logits / T), T from the checkpoint), ``confidence`` (the top calibrated
-probability), ``out_of_distribution`` / ``ood_reason`` and ``error``. Volumes (NIfTI,
-multi-frame DICOM) also carry per-slice results and the most suspicious slices.
+probability; ``None`` too when out of distribution), ``out_of_distribution`` / ``ood_reason`` and ``error``. Volumes (NIfTI,
+multi-frame DICOM) also carry per-slice results, the most suspicious slices and, in ``info``,
+which slices were read (``slice_indices``, counted from 0) out of ``num_slices``.
 
 Preprocessing comes from the checkpoint (``meta.preprocess``), never re-typed here. Imports
 nothing from ``brainmri.training``. For research use only; not a medical device.
@@ -288,7 +289,7 @@ class Classifier:
             "label": None if ood else self.class_names[top],
             "top_class": self.class_names[top],
             "probabilities": {c: round(float(p), 6) for c, p in zip(self.class_names, probs)},
-            "confidence": round(float(probs[top]), 6),
+            "confidence": None if ood else round(float(probs[top]), 6),  # no confidence for what is not classified
             "out_of_distribution": ood,
             "ood_reason": reason,
         }
@@ -310,12 +311,13 @@ class Classifier:
         mean = {c: round(float(np.mean([s["probabilities"][c] for s in pool])), 6) for c in self.class_names}
         top = max(mean, key=mean.get)
         ranked = sorted(pool, key=lambda s: self._suspicion(s["probabilities"]), reverse=True)
-        info = {**d.info, "slices_used": len(kept), "slices_out_of_distribution": len(per_slice) - len(kept)}
+        info = {**d.info, "slice_indices": [int(i) for i in d.indices], "slices_used": len(kept),
+                "slices_out_of_distribution": len(per_slice) - len(kept)}
         reason = None
         if not kept:
             reason = f"all {len(per_slice)} selected slices are out of distribution (first: {per_slice[0]['ood_reason']})"
         return Prediction(
-            path=d.name, label=top if kept else None, probabilities=mean, confidence=mean[top],
+            path=d.name, label=top if kept else None, probabilities=mean, confidence=mean[top] if kept else None,
             out_of_distribution=not kept, ood_reason=reason, slices=per_slice,
             most_suspicious_slices=[s["index"] for s in ranked[:TOP_SLICES]], info=info,
         )

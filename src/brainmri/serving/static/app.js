@@ -18,7 +18,7 @@ async function loadModel() {
     const res = await fetch("/v1/model", { headers: apiHeaders() });
     if (res.status === 401) {
       $("key-label").hidden = false;
-      $("model-info").textContent = "This server needs an API key.";
+      $("model-info").textContent = $("key-input").value ? "The API key was rejected: check it." : "This server needs an API key.";
       return;
     }
     const info = await res.json();
@@ -57,9 +57,37 @@ function renderBars(probabilities, top) {
   }
 }
 
-function renderResult(data) {
+function volumeNote(data) {
+  // which slices the verdict rests on: a volume is read at the server's --axis / --slices only
+  const info = data.info || {};
+  if (!data.most_suspicious_slices || !info.slice_indices) return "";
+  const idx = info.slice_indices;
+  const consecutive = idx.every((v, i) => i === 0 || v === idx[i - 1] + 1);
+  const read = idx.length === 1 ? `slice ${idx[0]}` : consecutive ? `slices ${idx[0]}–${idx[idx.length - 1]}`
+    : idx.length <= 10 ? `slices ${idx.join(", ")}` : `slices ${idx[0]} to ${idx[idx.length - 1]}, not all between`;
+  const all = info.num_slices && idx.length >= info.num_slices;
+  let note = `Volume: ${idx.length} of ${info.num_slices} ${info.axis || ""} slices classified (${read}, counted from 0)`;
+  note += all ? "." : "; the other slices were not looked at, so a lesion outside them can be missed.";
+  if (!data.out_of_distribution) note += ` Most suspicious: ${data.most_suspicious_slices.join(", ")}.`;
+  if (data.overlay_slice !== undefined) note += ` Heat map: slice ${data.overlay_slice}.`;
+  return note;
+}
+
+function clearResult() {
+  $("label").textContent = "-";
+  $("result-file").textContent = "";
+  $("confidence").textContent = "";
+  $("ood").hidden = true;
+  $("bars").replaceChildren();
+  $("slices").textContent = "";
+  $("overlay-figure").hidden = true;
+  $("overlay").removeAttribute("src");
+}
+
+function renderResult(data, fileName) {
   $("result").hidden = false;
-  $("status").textContent = "Done.";
+  $("status").textContent = `Done. ${fileName}: ${data.label === null ? "not classified" : data.label}.`;
+  $("result-file").textContent = `${fileName}: `;
   const top = Object.entries(data.probabilities).sort((a, b) => b[1] - a[1])[0][0];
   $("label").textContent = data.label === null ? "not classified" : data.label;
   const ood = Boolean(data.out_of_distribution);
@@ -69,7 +97,7 @@ function renderResult(data) {
   $("ood").textContent = ood ? `This does not look like a brain MRI: ${data.ood_reason}` : "";
   $("bars").hidden = ood;
   renderBars(data.probabilities, top);
-  $("slices").textContent = data.most_suspicious_slices ? `Volume: most suspicious slices ${data.most_suspicious_slices.join(", ")}.` : "";
+  $("slices").textContent = volumeNote(data);
   if (data.overlay_png) {
     $("overlay").src = `data:image/png;base64,${data.overlay_png}`;
     $("overlay-figure").hidden = false;
@@ -87,8 +115,9 @@ async function onSubmit(event) {
   body.append("file", file);
   const explain = $("explain-input").checked && !$("explain-input").disabled;
   $("submit-button").disabled = true;
+  clearResult();  // never show the last file's label, bars or heat map beside a new request
   $("result").hidden = false;
-  $("status").textContent = "Classifying…";
+  $("status").textContent = `Classifying ${file.name}…`;
   try {
     const res = await fetch(`/v1/predict?explain=${explain}`, { method: "POST", body, headers: apiHeaders() });
     const data = await res.json();
@@ -96,18 +125,31 @@ async function onSubmit(event) {
       $("result").hidden = true;
       if (res.status === 401) $("key-label").hidden = false;
       const what = res.status === 401 ? "" : `${file.name}: `;  // the server never sees the name; the page does
-      showError(data.error ? `${what}${data.error.message} (${data.error.code})` : `${what}request failed (${res.status}).`);
+      const keyRejected = res.status === 401 && $("key-input").value;
+      const message = keyRejected ? "the API key was rejected: check it and try again" : data.error ? data.error.message : `request failed (${res.status})`;
+      showError(`${what}${message}${data.error ? ` (${data.error.code})` : ""}`);
       return;
     }
-    renderResult(data);
+    renderResult(data, file.name);
   } catch (err) {
     $("result").hidden = true;
     showError("The server could not be reached.");
   } finally {
     $("submit-button").disabled = false;
+    // on a narrow screen the answer may be below the fold: bring it into view and give it focus
+    const target = $("error").hidden ? $("result") : $("error");
+    target.scrollIntoView({ block: "nearest" });
+    target.focus({ preventScroll: true });
   }
 }
 
+function onFileChosen() {
+  // a new file chosen: the previous answer is no longer about what the form shows
+  if (!$("result").hidden) { clearResult(); $("result").hidden = true; }
+  showError("");
+}
+
 $("upload-form").addEventListener("submit", onSubmit);
+$("file-input").addEventListener("change", onFileChosen);
 $("key-input").addEventListener("change", loadModel);
 loadModel();
