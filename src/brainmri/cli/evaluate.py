@@ -65,6 +65,9 @@ def summary_lines(r: dict) -> list[str]:
     """Human summary of an evaluation result (what the CLI prints)."""
     lines = [f"{r['model']} on {r['data']} ({r['split']}, n={r['n']})"]
     lines += [r['split_note'] if r['split_note'].startswith('WARNING') else f"note: {r['split_note']}"] if r.get('split_note') else []
+    ood = r.get("out_of_distribution") or {}
+    if ood.get("n"):
+        lines.append(f"note: {ood['note']}: " + "; ".join(ood["examples"][:3]) + (" ..." if ood["n"] > 3 else ""))
     lines += ["", r["report_text"], ""]
     lines.append(f"accuracy {_fmt_ci(r['accuracy'], r['ci']['accuracy'])}   macro F1 {_fmt_ci(r['macro_f1'], r['ci']['macro_f1'])}  (95% bootstrap"
                  + (f", only {r['ci']['n_boot']} resamples: a rough interval" if r["ci"].get("n_boot", 1000) < 200 else "") + ")")

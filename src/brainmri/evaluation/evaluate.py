@@ -325,6 +325,56 @@ def _load_index(meta, data, cfg, checkpoint) -> tuple:
                     f"carved as in training ({n_test} of {len(carved.samples)} images)")
 
 
+def relative_name(sample, root) -> str:
+    """A sample's path relative to the data root (``Testing/glioma/x.jpg``), or as given."""
+    try:
+        return str(Path(sample.path).resolve().relative_to(Path(root).expanduser().resolve()))
+    except (OSError, ValueError):
+        return str(sample.path)
+
+
+def ood_screen(preds: SplitPredictions, meta, arrays=None) -> list[tuple[int, str]]:
+    """(position, reason) of each scored image that ``predict`` and the service would refuse as
+    out of distribution: the same guard (:func:`brainmri.inference.ood.check_ood`) on the same
+    original decode and logits. Evaluation still scores them; this says which they are."""
+    from brainmri.data.io import as_gray_uint8, read_image
+    from brainmri.inference.ood import check_ood, colorfulness_of_source
+
+    if (meta.ood or {}).get("enabled", True) is False:
+        return []
+    found = []
+    for i, sample in enumerate(preds.samples):
+        try:
+            if sample.index is not None and arrays is not None:
+                raw, colour = as_gray_uint8(arrays[sample.index], sample.path), None
+            else:
+                raw, colour = read_image(sample.path), colorfulness_of_source(sample.path)
+        except Exception:  # noqa: BLE001 - it was read once already; a second failure only skips the screen
+            continue
+        ood, reason = check_ood(raw, preds.logits[i], meta.ood, colour)
+        if ood:
+            found.append((i, reason))
+    return found
+
+
+def per_image_rows(preds: SplitPredictions, names: list[str], cal, root, ood: list[tuple[int, str]], leak_free=None) -> list[dict]:
+    """One row per scored image: its path (relative to the data root), true and predicted class,
+    calibrated confidence, the guard's verdict and, where checked, whether it has a near-duplicate
+    in the training data."""
+    probs = calibrated_probs(preds.logits, cal)
+    reasons = dict(ood)
+    rows = []
+    for i, sample in enumerate(preds.samples):
+        top = int(probs[i].argmax())
+        row = {"path": relative_name(sample, root), "true": names[int(preds.labels[i])], "predicted": names[top],
+               "confidence": round(float(probs[i, top]), 6), "correct": top == int(preds.labels[i]),
+               "out_of_distribution": i in reasons, "ood_reason": reasons.get(i)}
+        if leak_free is not None:
+            row["near_duplicate_in_training"] = not bool(leak_free[i])
+        rows.append(row)
+    return rows
+
+
 def _with_unreadable(note: str | None, preds: SplitPredictions, index, split: str) -> str | None:
     """``note`` (written when the images were listed, before any was read) made to agree with the
     ``n`` reported: how many were unreadable and left out, and which classes lost every image."""
@@ -376,7 +426,9 @@ def evaluate_checkpoint(
         ``n``, ``class_names``, ``accuracy``, ``macro_f1``, ``ece``, ``ece_before``,
         ``temperature``, ``confusion_matrix`` (rows = true), ``per_class``, ``ci``, ``leak_free``
         (same numbers on the leak-free subset, or ``None``), ``leak``, ``tta``, ``splits``,
-        ``report_text``, ``disclaimer`` and more.
+        ``report_text``, ``out_of_distribution`` (images predict's guard would refuse, scored
+        anyway), ``predictions`` (one row per image: path, true, predicted, confidence...),
+        ``disclaimer`` and more.
     """
     from brainmri.checkpoint import load_checkpoint
 
@@ -445,6 +497,14 @@ def evaluate_checkpoint(
         result["tta"] = {**_short(t_m), "delta_accuracy": t_m["accuracy"] - result["accuracy"], "delta_macro_f1": t_m["macro_f1"] - result["macro_f1"],
                          "views": ["identity", "hflip", "shift +4%", "shift -4%"]}
 
+    ood = ood_screen(preds, meta, index.arrays)
+    result["out_of_distribution"] = {
+        "n": len(ood), "of": len(preds.samples),
+        "examples": [f"{relative_name(preds.samples[i], cfg.root)}: {reason}" for i, reason in ood[:20]],
+        "note": (f"{len(ood)} of the {len(preds.samples)} scored images are out of distribution by predict's guard (predict and the "
+                 "service would not label them); they are scored anyway, as the dataset labels them") if ood else None,
+    }
+    result["predictions"] = per_image_rows(preds, names, cal, cfg.root, ood, mask)
     result["splits"] = {split_name: _row(result)}
     extra_preds = {}
     if all_splits:
@@ -460,7 +520,8 @@ def evaluate_checkpoint(
     if report:
         from brainmri.evaluation.report import build_report
 
-        build_report(result, preds, model, meta, Path(report), checkpoint=Path(checkpoint), leak_free_mask=mask, explain_method=explain_method, seed=seed)
+        build_report(result, preds, model, meta, Path(report), checkpoint=Path(checkpoint), leak_free_mask=mask, explain_method=explain_method, seed=seed,
+                     files=[row["path"] for row in result["predictions"]])
         result["report"] = str(report)
     if json_out:
         write_json(result, json_out)

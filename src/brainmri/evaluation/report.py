@@ -71,13 +71,19 @@ def render_html(result: dict, figures: dict) -> str:
     )
 
 
-def _title(true: str, pred: str, conf: float) -> str:
-    return f"true: {true}\npred: {pred} ({conf:.2f})"
+def _title(true: str, pred: str, conf: float, name: str | None = None) -> str:
+    return f"true: {true}\npred: {pred} ({conf:.2f})" + (f"\n{_short_name(name)}" if name else "")
 
 
-def explanation_gallery(model, meta, images: list[np.ndarray], labels: np.ndarray, probs: np.ndarray, method: str, per_class: int = 2) -> dict[str, list[str]]:
+def _short_name(name: str, width: int = 26) -> str:
+    """The end of a path (the file name matters most), to fit under a tile."""
+    return name if len(name) <= width else "…" + name[-(width - 1):]
+
+
+def explanation_gallery(model, meta, images: list[np.ndarray], labels: np.ndarray, probs: np.ndarray, method: str, per_class: int = 2,
+                        files: list[str] | None = None) -> dict[str, list[str]]:
     """Per class, the ``per_class`` most confident correct predictions (else any of the class),
-    each as original | heat map | overlay."""
+    each as original | heat map | overlay, titled with its file name when ``files`` are given."""
     from brainmri.explain.cam import explain
     from brainmri.preprocess.pipeline import to_model_input
 
@@ -96,13 +102,17 @@ def explanation_gallery(model, meta, images: list[np.ndarray], labels: np.ndarra
         results = explain(model, meta, tensors, method=method)
         for i, res in zip(chosen, results):
             title = f"true {name} · predicted {res.predicted_class} ({res.prob:.2f}) · {method} for {res.target_class}"
+            if files:
+                title = f"{_short_name(files[i], 60)}\n{title}"
             out[name].append(data_uri(plots.explanation_png(images[i], res.heatmap, res.overlay, title)))
     return out
 
 
 def build_report(result: dict, preds, model, meta, out: Path, checkpoint: Path | None = None, leak_free_mask=None,
-                 explain_method: str = "gradcam", seed: int = 0) -> Path:
-    """Draw every figure and write the HTML report to ``out`` (atomically). Returns ``out``."""
+                 explain_method: str = "gradcam", seed: int = 0, files: list[str] | None = None) -> Path:
+    """Draw every figure and write the HTML report to ``out`` (atomically). Returns ``out``.
+    ``files`` (one name per scored image, e.g. paths relative to the data root) title the tiles and
+    fill the table of misclassified files."""
     from brainmri.outputs import write_output
 
     names = list(meta.class_names)
@@ -122,18 +132,23 @@ def build_report(result: dict, preds, model, meta, out: Path, checkpoint: Path |
         except (OSError, ValueError, KeyError) as exc:
             log.warning("%s: cannot plot training curves (%s)", csv_path, exc)
 
+    def name_of(i):
+        return files[i] if files else None
+
     wrong = np.flatnonzero(pred != labels)
+    figs["error_rows"] = [{"path": name_of(i) or f"#{i}", "true": names[labels[i]], "predicted": names[pred[i]], "confidence": float(conf[i])}
+                          for i in wrong[np.argsort(-conf[wrong], kind="stable")]]
     wrong = wrong[np.argsort(-conf[wrong], kind="stable")][:MAX_ERRORS]
     if wrong.size:
         figs["errors"] = data_uri(plots.image_grid_png(
-            [preds.images[i] for i in wrong], [_title(names[labels[i]], names[pred[i]], conf[i]) for i in wrong], ncols=5))
+            [preds.images[i] for i in wrong], [_title(names[labels[i]], names[pred[i]], conf[i], name_of(i)) for i in wrong], ncols=5))
     rng = np.random.default_rng(seed)
     ten = np.sort(rng.choice(len(labels), size=min(10, len(labels)), replace=False)) if len(labels) else np.array([], int)
     figs["predictions"] = data_uri(plots.image_grid_png(
-        [preds.images[i] for i in ten], [_title(names[labels[i]], names[pred[i]], conf[i]) for i in ten],
+        [preds.images[i] for i in ten], [_title(names[labels[i]], names[pred[i]], conf[i], name_of(i)) for i in ten],
         colors=["green" if pred[i] == labels[i] else "red" for i in ten], ncols=5))
     try:
-        figs["explanations"] = explanation_gallery(model, meta, preds.images, labels, probs_t, explain_method)
+        figs["explanations"] = explanation_gallery(model, meta, preds.images, labels, probs_t, explain_method, files=files)
     except Exception as exc:  # noqa: BLE001 - a failed explanation must not lose the report
         log.warning("explanation gallery failed: %s: %s", type(exc).__name__, exc)
         figs["explanations"] = {}
