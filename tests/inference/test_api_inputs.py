@@ -63,6 +63,14 @@ def test_tensors_of_any_kind_are_read(tiny_clf):
         assert tiny_clf.predict(form).probabilities == pytest.approx(reference, abs=0.02)
 
 
+def test_channels_first_numpy_arrays_are_read_as_tensors_are(tiny_clf):
+    g = phantom(2, 96)
+    reference = tiny_clf.predict(g).probabilities
+    for form in (g[None], np.repeat(g[None], 3, 0), np.repeat(g[None], 3, 0).astype(np.float32) / 255):  # (1, H, W), (3, H, W)
+        assert tiny_clf.predict(form).probabilities == pytest.approx(reference, abs=0.02)
+    assert tiny_clf.predict(np.repeat(g[..., None], 3, 2)).probabilities == pytest.approx(reference, abs=0.02)  # (H, W, 3) still
+
+
 def test_a_closed_pil_image_is_named(tiny_clf):
     img = Image.fromarray(phantom(0, 64))
     img.close()

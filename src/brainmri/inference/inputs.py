@@ -123,7 +123,8 @@ def decode_path(path: str | Path, **kwargs: Any) -> DecodedInput:
 
 
 def decode_item(item: Any, name: str | None = None, **kwargs: Any) -> DecodedInput:
-    """Decode a path, bytes, numpy array (H, W) / (H, W, C), torch tensor or PIL image."""
+    """Decode a path, bytes, numpy array ((H, W), (H, W, C) or channels-first (C, H, W)), torch
+    tensor or PIL image."""
     if isinstance(item, (str, Path)):
         return decode_path(item, **kwargs)
     if isinstance(item, (bytes, bytearray, memoryview)):
@@ -142,6 +143,7 @@ def decode_item(item: Any, name: str | None = None, **kwargs: Any) -> DecodedInp
             arr = np.asarray(item)
         except Exception as exc:  # noqa: BLE001 - an object whose __array__ fails
             raise ImageReadError(label, f"cannot be read as an array ({type(exc).__name__}: {exc})") from None
+        arr = channels_last(arr)
         check_array_image(arr, label)
         colour = None
         if arr.ndim == 3 and arr.shape[2] in (3, 4):  # any dtype: levels once, for the colour check and the gray image alike
@@ -154,14 +156,22 @@ def decode_item(item: Any, name: str | None = None, **kwargs: Any) -> DecodedInp
                                               "give a path, bytes, a numpy array, a torch tensor or a PIL image")
 
 
+def channels_last(arr: Any) -> Any:
+    """(1, H, W) / (C, H, W) with C in 1, 3, 4 (and a last side that is no channel count) as
+    (H, W, C): channels-first arrays and tensors, as torchvision and MONAI give images."""
+    if arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[-1] not in (1, 3, 4):
+        return arr.permute(1, 2, 0) if is_tensor(arr) else np.moveaxis(arr, 0, -1)
+    return arr
+
+
 def is_tensor(item: Any) -> bool:
     """A torch tensor, told without importing torch."""
     return type(item).__module__.startswith("torch") and hasattr(item, "detach")
 
 
 def _tensor_to_numpy(t: Any, name: str) -> np.ndarray:
-    """A torch tensor (any device, dtype, requires_grad) as a numpy array; (1, H, W) / (C, H, W)
-    with C in 1, 3, 4 are taken channels-first, as torchvision gives images."""
+    """A torch tensor (any device, dtype, requires_grad) as a numpy array, channels last
+    (:func:`channels_last`)."""
     import torch
 
     t = t.detach().cpu()
@@ -169,6 +179,4 @@ def _tensor_to_numpy(t: Any, name: str) -> np.ndarray:
         t = t.float()
     if t.is_complex():
         raise ImageReadError(name, f"tensor of dtype {t.dtype} is not an image")
-    if t.ndim == 3 and t.shape[0] in (1, 3, 4) and t.shape[-1] not in (1, 3, 4):
-        t = t.permute(1, 2, 0)
-    return t.numpy()
+    return channels_last(t).numpy()
