@@ -122,3 +122,12 @@ def test_explain_image_takes_what_predict_takes(tiny_clf, tmp_path):
     assert np.array_equal(tiny_clf.explain_image(Image.fromarray(g)), expected)
     with pytest.raises(BrainMRIError, match="file not found"):
         tiny_clf.explain_image(tmp_path / "missing.png")
+
+
+def test_a_name_given_for_a_file_labels_its_result(tiny_clf, tmp_path):
+    path = tmp_path / "scan.png"
+    Image.fromarray(phantom(0, 64)).save(path)
+    assert tiny_clf.predict(path, name="patient-7").path == "patient-7"
+    assert tiny_clf.predict(path).path == str(path)
+    results = tiny_clf.predict_batch([path, str(path)], names=["a", "b"])
+    assert [r.path for r in results] == ["a", "b"]

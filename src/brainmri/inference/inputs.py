@@ -126,7 +126,10 @@ def decode_item(item: Any, name: str | None = None, **kwargs: Any) -> DecodedInp
     """Decode a path, bytes, numpy array ((H, W), (H, W, C) or channels-first (C, H, W)), torch
     tensor or PIL image."""
     if isinstance(item, (str, Path)):
-        return decode_path(item, **kwargs)
+        decoded = decode_path(item, **kwargs)  # errors name the file itself
+        if name is not None and name != str(item):  # the caller's name for it (a record id...) labels the result
+            decoded.name = name
+        return decoded
     if isinstance(item, (bytes, bytearray, memoryview)):
         return decode_bytes(bytes(item), name or "<bytes>", **kwargs)
     if isinstance(item, Image.Image):
