@@ -80,3 +80,71 @@ def test_calibrate_refuses_the_models_own_train_or_test_split_and_a_preset_for_o
         assert not (tmp_path / f"{split}.safetensors").exists()
     assert main(["calibrate", str(ckpt), "--data", str(flat), "--preset", "tumor2", "-o", str(tmp_path / "p.safetensors")]) == 2
     assert "--preset tumor2 is for the classes notumor, tumor; this checkpoint's are glioma" in capsys.readouterr().err
+
+
+def test_a_sample_the_model_gets_all_right_is_refused_not_fitted_to_certainty(setup, tmp_path, capsys, monkeypatch):
+    """Perfectly separated scans drive the log-loss fit to the lower clamp: every prediction,
+    wrong ones included, would then claim certainty. Refused, nothing written."""
+    import numpy as np
+
+    from brainmri.evaluation import evaluate as ev
+
+    base, ckpt, flat = setup
+    real = ev.predict_split
+
+    def perfect(model, meta, index, split, *a, **k):
+        preds = real(model, meta, index, split, *a, **k)
+        preds.logits = np.eye(4)[preds.labels] * 8.0
+        return preds
+
+    monkeypatch.setattr(ev, "predict_split", perfect)
+    out = tmp_path / "sharp.safetensors"
+    assert main(["calibrate", str(ckpt), "--data", str(flat), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "all of these 60 images right" in err and "can only sharpen" in err and "Nothing was written" in err
+    assert not out.exists()
+
+
+def test_the_output_never_lands_in_the_dataset_read(setup, tmp_path, capsys):
+    base, ckpt, flat = setup
+    inside = Path(flat) / "glioma" / "recal.png"
+    assert main(["calibrate", str(ckpt), "--data", str(flat), "-o", str(inside)]) == 2
+    assert "inside the dataset" in capsys.readouterr().err and not inside.exists()
+    scan = next((Path(flat) / "glioma").iterdir())
+    assert main(["calibrate", str(ckpt), "--data", str(flat), "-o", str(scan), "--force"]) == 2
+    assert "inside the dataset" in capsys.readouterr().err
+
+
+def test_the_checkpoints_own_test_split_is_refused_by_fingerprint_or_counts(setup, tmp_path, capsys):
+    """No recorded root (the bundled model records none) or a relative one: the fingerprint of the
+    listing, or a split whose class counts equal the recorded test split's, still tell."""
+    from brainmri.data.datasets import data_fingerprint, load_dataset
+    from brainmri.evaluation.evaluate import data_config_for
+
+    base, ckpt, flat = setup
+    model, meta = load_checkpoint(ckpt)
+    index = load_dataset(data_config_for(meta, flat, ckpt))  # carved as training carves it
+    meta.data = {"fingerprint": data_fingerprint(index), "counts": index.counts()}  # as training records them, without the root
+    fp = save_checkpoint(tmp_path / "fp.safetensors", model, meta)
+    assert main(["calibrate", str(fp), "--data", str(flat), "--split", "test", "-o", str(tmp_path / "a.safetensors")]) == 2
+    assert "is the dataset this checkpoint was trained on" in capsys.readouterr().err
+    meta.data = {"counts": {"train": {c: 50 for c in TUMOR4}, "test": {c: 15 for c in TUMOR4}}}  # flat: a copy of its Testing
+    counted = save_checkpoint(tmp_path / "counted.safetensors", model, meta)
+    assert main(["calibrate", str(counted), "--data", str(flat), "-o", str(tmp_path / "b.safetensors")]) == 2
+    assert "exactly the class counts of this checkpoint's own test split" in capsys.readouterr().err
+
+
+def test_the_ece_line_compares_with_the_checkpoints_own_calibration(setup, tmp_path, capsys):
+    base, ckpt, flat = setup
+    assert main(["calibrate", str(ckpt), "--data", str(flat), "-o", str(tmp_path / "r.safetensors")]) == 0
+    assert "with the checkpoint's calibration ->" in capsys.readouterr().out
+
+
+def test_info_says_a_checkpoint_was_recalibrated(setup, tmp_path, capsys):
+    base, ckpt, flat = setup
+    out = tmp_path / "r.safetensors"
+    assert main(["calibrate", str(ckpt), "--data", str(flat), "-o", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["info", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert f"recalibrated on {flat} (test, n=60) by brainmri calibrate, from {ckpt} (T 1.000)" in text

@@ -37,8 +37,14 @@ def run(args) -> int:
     print(f"preprocess:   {p.image_size} px, crop={p.crop}, percentile_clip={p.percentile_clip}, in_chans={p.in_chans}")
     tl = (meta.calibration or {}).get("top_label")
     print(f"calibration:  temperature {meta.temperature:.3f}" + (f", then top-label scaling (a {tl['a']:.3f}, b {tl['b']:.3f})" if tl else ""))
-    print(f"ood guard:    {'fitted' if meta.ood else 'input statistics only'}")
     extra = meta.extra or {}
+    recal = extra.get("recalibrated_from")
+    if recal:
+        old_t = (recal.get("calibration") or {}).get("temperature")
+        print(f"              recalibrated on {recal.get('fitted_on') or (meta.calibration or {}).get('fitted_on', '?')} by brainmri calibrate, "
+              f"from {recal.get('checkpoint', '?')}" + (f" (T {old_t:.3f})" if isinstance(old_t, (int, float)) else "")
+              + "; the model card's calibration numbers are from before")
+    print(f"ood guard:    {'fitted' if meta.ood else 'input statistics only'}")
     if extra.get("interrupted"):
         print(f"interrupted:  by {extra.get('interrupted_by', '?')} after {extra.get('completed_epochs', '?')} of {extra.get('epochs', '?')} epochs "
               f"(not calibrated; finish it with brainmri train --resume RUN_DIR)")

@@ -14,6 +14,7 @@ with its split. Nothing is decoded here (NPZ arrays are loaded, not prepared).
 from __future__ import annotations
 
 import csv
+import hashlib
 import logging
 import os
 import random
@@ -407,3 +408,16 @@ def load_dataset(cfg: DataConfig, *, unsplit: str = "carve") -> DatasetIndex:
     index = DatasetIndex(str(root), class_names, samples, {k: v for k, v in skipped.items() if v}, arrays,
                          official and (cfg.split == "auto" or test_set), layout)
     return _leak_free(index, cfg) if cfg.split == "leak-free" and not test_set else index
+
+
+def data_fingerprint(index: "DatasetIndex") -> str:
+    """A short hash of a dataset's listing (split, file name, label, size of every sample): recorded
+    in each checkpoint, so a resumed run, or ``calibrate``, can tell it is the same data."""
+    h = hashlib.sha256()
+    for s in sorted(index.samples, key=lambda s: (s.split, s.path, s.index or 0)):
+        try:
+            size = os.path.getsize(s.path) if s.index is None else 0
+        except OSError:
+            size = -1
+        h.update(f"{s.split}|{Path(s.path).name}|{s.index}|{s.label}|{size}\n".encode())
+    return h.hexdigest()[:16]

@@ -7,7 +7,6 @@ TensorBoard ``logs/`` and ``lightning/last.ckpt`` (for ``--resume``).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -31,7 +30,7 @@ from torch.utils.data import DataLoader
 from brainmri.checkpoint import CheckpointMeta, atomic_write_bytes, library_versions, load_checkpoint, save_checkpoint
 from brainmri.config import RunConfig, to_dict, validate
 from brainmri.data.cache import resolve_cache_dir
-from brainmri.data.datasets import DatasetIndex, load_dataset
+from brainmri.data.datasets import DatasetIndex, data_fingerprint, load_dataset
 from brainmri.data.sampling import ResumableRandomSampler, balanced_sampler
 from brainmri.data.torchdata import ImageDataset, PreparedImages, ResumableLoader
 from brainmri.errors import BrainMRIError, CheckpointError, ConfigError
@@ -99,17 +98,6 @@ class TrainResult:
     run_dir: Path
     checkpoint: Path
     metrics: dict
-
-
-def data_fingerprint(index: DatasetIndex) -> str:
-    h = hashlib.sha256()
-    for s in sorted(index.samples, key=lambda s: (s.split, s.path, s.index or 0)):
-        try:
-            size = os.path.getsize(s.path) if s.index is None else 0
-        except OSError:
-            size = -1
-        h.update(f"{s.split}|{Path(s.path).name}|{s.index}|{s.label}|{size}\n".encode())
-    return h.hexdigest()[:16]
 
 
 def check_output_dir(path: Path) -> None:
