@@ -15,7 +15,8 @@ def run(args) -> int:
 
     from brainmri.checkpoint import load_checkpoint, looks_like_onnx
     from brainmri.cli.outputs import OutputPathError, check_output_file
-    from brainmri.inference.onnx_backend import OnnxRunner, export_onnx, max_logit_difference
+    from brainmri.checkpoint import atomic_write_bytes
+    from brainmri.inference.onnx_backend import OnnxRunner, max_logit_difference, onnx_model_bytes, read_onnx_meta
 
     if args.format != "onnx":
         raise ConfigError(f"--format={args.format!r} is not valid; choose one of: onnx")
@@ -26,19 +27,33 @@ def run(args) -> int:
         raise CheckpointError(f"{src}: is an ONNX model already; export needs the .safetensors checkpoint it was exported from")
     out = Path(args.out) if args.out else src.with_suffix(".onnx")
     check_output_file(out, "-o", not_same_as=[src])  # never over the checkpoint being exported (or a link to it), even with --force
-    if out.is_file() and not args.force and not looks_like_onnx(out):
-        raise OutputPathError(f"-o {out}: the file exists and is not an ONNX model; pass --force to replace it")
+    if out.is_file() and not args.force and not _brainmri_onnx(out, looks_like_onnx, read_onnx_meta):
+        what = "an ONNX model brainmri did not export" if looks_like_onnx(out) else "not an ONNX model"
+        raise OutputPathError(f"-o {out}: the file exists and is {what}; pass --force to replace it, or give another name")
     model, meta = load_checkpoint(src)
-    export_onnx(model, meta, out, opset=args.opset)
+    data = onnx_model_bytes(model, meta, opset=args.opset)
     s = meta.preprocess.image_size
     batch = torch.randn(3, meta.preprocess.in_chans, s, s, generator=torch.Generator().manual_seed(0))
-    diff = max_logit_difference(model, OnnxRunner(out), batch)
+    diff = max_logit_difference(model, OnnxRunner(data, name=str(out)), batch)  # checked before anything is written
+    if diff > PARITY_TOLERANCE * 10:
+        raise CheckpointError(f"{out}: the ONNX export differs from PyTorch by {diff:.2e} (> {PARITY_TOLERANCE * 10:g}); "
+                              "nothing was written" + (" (the earlier file there is kept)" if out.exists() else ""))
+    atomic_write_bytes(out, data)
     print(f"wrote {out} ({out.stat().st_size / 1024**2:.1f} MiB, opset {args.opset}, dynamic batch); "
           f"max |logit difference| vs PyTorch on a random batch: {diff:.2e}")
-    if diff > PARITY_TOLERANCE * 10:
-        raise CheckpointError(f"{out}: ONNX output differs from PyTorch by {diff:.2e} (> {PARITY_TOLERANCE * 10:g}); do not use this export")
     print(brainmri.DISCLAIMER)
     return 0
+
+
+def _brainmri_onnx(path: Path, looks_like_onnx, read_onnx_meta) -> bool:
+    """An ONNX file brainmri exported (its metadata readable): a rerun may replace it."""
+    if not looks_like_onnx(path):
+        return False
+    try:
+        read_onnx_meta(path, check=False)
+    except CheckpointError:
+        return False
+    return True
 
 
 def register(subparsers) -> None:
@@ -50,7 +65,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("checkpoint", help="a brainmri .safetensors checkpoint")
     p.add_argument("--format", default="onnx", help="export format (only: onnx)")
-    p.add_argument("--out", "-o", default=None, help="output file (default: CHECKPOINT with .onnx suffix); an existing ONNX file there is replaced")
-    p.add_argument("--force", action="store_true", help="replace an existing -o file that is not an ONNX model (never the input checkpoint)")
+    p.add_argument("--out", "-o", default=None, help="output file (default: CHECKPOINT with .onnx suffix); an earlier brainmri export there is replaced")
+    p.add_argument("--force", action="store_true", help="replace an existing -o file brainmri did not export (never the input checkpoint)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset version (default: 17)")
     p.set_defaults(func=run)

@@ -26,6 +26,21 @@ from brainmri.errors import CheckpointError
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 DEFAULT_OPSET = 17
+WEIGHTS_SHA_KEY = "brainmri_weights_sha256"  # checksum of the initializers: damaged weights are refused, as safetensors' are
+
+
+def weights_sha256(proto) -> str:
+    """SHA-256 over the graph's initializers (name, dtype, shape, values), in graph order."""
+    import hashlib
+
+    from onnx import numpy_helper
+
+    h = hashlib.sha256()
+    for t in proto.graph.initializer:
+        arr = numpy_helper.to_array(t)
+        h.update(f"{t.name}|{arr.dtype}|{arr.shape}\n".encode())
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()
 
 
 def _export_to_bytes(model: nn.Module, example: torch.Tensor, opset: int) -> bytes:
@@ -58,7 +73,8 @@ def onnx_model_bytes(model: nn.Module, meta: CheckpointMeta, opset: int = DEFAUL
     s = int(meta.preprocess.image_size)
     example = torch.zeros(2, int(meta.preprocess.in_chans), s, s)
     proto = onnx.load_from_string(_export_to_bytes(model, example, opset))
-    for key, value in ((META_KEY, json.dumps(meta.to_json())), ("disclaimer", brainmri.DISCLAIMER), ("producer", f"brainmri {brainmri.__version__}")):
+    for key, value in ((META_KEY, json.dumps(meta.to_json())), ("disclaimer", brainmri.DISCLAIMER), ("producer", f"brainmri {brainmri.__version__}"),
+                       (WEIGHTS_SHA_KEY, weights_sha256(proto))):
         prop = proto.metadata_props.add()
         prop.key, prop.value = key, value
     return proto.SerializeToString()
@@ -71,8 +87,34 @@ def export_onnx(model: nn.Module, meta: CheckpointMeta, out: str | Path, opset: 
     return Path(out)
 
 
-def read_onnx_meta(source: str | Path | bytes) -> CheckpointMeta:
-    """The brainmri metadata embedded in an ONNX file (or its bytes)."""
+def _dims(value_info) -> list:
+    return [d.dim_value if d.HasField("dim_value") else None for d in value_info.type.tensor_type.shape.dim]
+
+
+def _check_graph(proto, meta: CheckpointMeta, where: str) -> None:
+    """The graph must be the model its metadata describes: the input brainmri feeds, (N, C, S, S)
+    as preprocessed, and one logit per class; and its weights must be the ones exported."""
+    inputs = {i.name: _dims(i) for i in proto.graph.input}
+    outputs = {o.name: _dims(o) for o in proto.graph.output}
+    if INPUT_NAME not in inputs or OUTPUT_NAME not in outputs:
+        raise CheckpointError(f"{where}: the ONNX graph has inputs {sorted(inputs)} and outputs {sorted(outputs)}, not brainmri's "
+                              f"'{INPUT_NAME}' -> '{OUTPUT_NAME}': its metadata belongs to another model")
+    c, s = int(meta.preprocess.in_chans), int(meta.preprocess.image_size)
+    dims = inputs[INPUT_NAME]
+    if len(dims) != 4 or any(want is not None and got is not None and got != want for got, want in zip(dims[1:], (c, s, s))):
+        raise CheckpointError(f"{where}: the ONNX graph takes input {dims} but its metadata says (N, {c}, {s}, {s}): metadata and graph disagree")
+    k = outputs[OUTPUT_NAME][-1] if outputs[OUTPUT_NAME] else None
+    if k is not None and k != len(meta.class_names):
+        raise CheckpointError(f"{where}: the ONNX graph outputs {k} logits but its metadata names {len(meta.class_names)} classes "
+                              f"({', '.join(meta.class_names)}): metadata and graph disagree")
+    props = {p.key: p.value for p in proto.metadata_props}
+    if WEIGHTS_SHA_KEY in props and weights_sha256(proto) != props[WEIGHTS_SHA_KEY]:
+        raise CheckpointError(f"{where}: checksum mismatch: the ONNX weights are corrupt (export the checkpoint again)")
+
+
+def read_onnx_meta(source: str | Path | bytes, check: bool = True) -> CheckpointMeta:
+    """The brainmri metadata embedded in an ONNX file (or its bytes); with ``check``, refused
+    (:class:`CheckpointError`) when the graph does not match it or its weights are damaged."""
     import onnx
 
     where = "<onnx bytes>" if isinstance(source, (bytes, bytearray)) else str(source)
@@ -87,7 +129,10 @@ def read_onnx_meta(source: str | Path | bytes) -> CheckpointMeta:
         payload = json.loads(props[META_KEY])
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{where}: brainmri metadata in the ONNX model is not valid JSON ({exc})") from None
-    return CheckpointMeta.from_json(payload, where=where)
+    meta = CheckpointMeta.from_json(payload, where=where)
+    if check:
+        _check_graph(proto, meta, where)
+    return meta
 
 
 def onnx_weight_count(path: str | Path) -> int:
