@@ -68,3 +68,16 @@ def _with_func(parser, func):
 
     parser.parse_args = parse
     return parser
+
+
+def test_compare_and_train_outputs_never_go_inside_the_dataset(tmp_path, capsys):
+    main = cli_main.main
+    from brainmri.data.synthetic import make_phantom_dataset
+
+    data = make_phantom_dataset(tmp_path / "syn", layout="split", n_per_class=4, test_per_class=2, size=32, seed=0)
+    before = sorted(str(p) for p in data.rglob("*"))
+    assert main(["compare", "--data", str(data), "--models", "seed002_cnn", "--epochs", "1", "--out", str(data / "Training" / "glioma")]) == 2
+    assert "lies inside the dataset" in capsys.readouterr().err
+    assert main(["train", "--data", str(data), "--model", "seed002_cnn", "--epochs", "1", "--output-dir", str(data / "runs"), "--dry-run"]) == 2
+    assert "--output-dir" in capsys.readouterr().err
+    assert sorted(str(p) for p in data.rglob("*")) == before

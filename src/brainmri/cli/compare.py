@@ -102,7 +102,7 @@ def run(args) -> int:
     from brainmri.config import RunConfig, apply_overrides, load_run_config
     from brainmri.evaluation import compare as cmp
 
-    check_output_dir(args.out, "--out")
+    check_output_dir(args.out, "--out", not_inside=[args.data])
     _check_earlier(Path(args.out), args.force)
     base = load_run_config(args.config) if args.config else RunConfig()
     apply_overrides(base, {"data.preset": args.preset, "train.batch_size": args.batch_size,
