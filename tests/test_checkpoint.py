@@ -133,3 +133,11 @@ def test_top_label_calibration_travels_with_the_checkpoint(tmp_path):
     assert max(out.probabilities, key=out.probabilities.get) == CLASSES[int(p_t.argmax())]
     assert out.confidence != pytest.approx(float(p_t.max()), abs=1e-4)  # the top-label step was applied
     assert sum(out.probabilities.values()) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_a_device_is_named_as_no_checkpoint_not_as_missing(capsys):
+    from brainmri.cli.main import main
+
+    for command in (["info", "/dev/null"], ["predict", "x.png", "-c", "/dev/null"]):
+        assert main(command) == 2
+        assert "/dev/null: is not a regular file (a device or FIFO), not a checkpoint" in capsys.readouterr().err

@@ -199,13 +199,20 @@ def save_checkpoint(path: str | Path, model: nn.Module, meta: CheckpointMeta, dt
     return Path(path)
 
 
+def not_a_checkpoint_file(p: Path) -> str:
+    """Why ``p``, which is not a regular file, cannot be a checkpoint (one line naming it)."""
+    if p.is_dir():
+        return f"{p}: is a folder, not a checkpoint file (a run folder holds best.safetensors)"
+    return f"{p}: is not a regular file (a device or FIFO), not a checkpoint" if p.exists() else f"{p}: checkpoint file not found"
+
+
 def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], CheckpointMeta]:
     """Read weights and metadata, verifying format and checksum. No model is built."""
     from safetensors import safe_open
 
     p = Path(path)
     if not p.is_file():
-        raise CheckpointError(f"{p}: " + ("is a folder, not a checkpoint file (a run folder holds best.safetensors)" if p.is_dir() else "checkpoint file not found"))
+        raise CheckpointError(not_a_checkpoint_file(p))
     try:
         with open(p, "rb") as f:
             head = f.read(8)

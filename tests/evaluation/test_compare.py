@@ -19,8 +19,12 @@ ROWS = [
 def test_markdown_table_best_first_with_cis():
     table = markdown_table(ROWS).splitlines()
     assert table[0].startswith("| model |") and "macro F1 (95% CI)" in table[0]
-    assert table[2].startswith("| resnet18 | 64 | 90.0% [85.0, 95.0] | 88.0% [80.0, 93.0] | 11.20 M | n/a | 6.0 |")
+    assert table[2].startswith("| resnet18 | 64 | n/a | 90.0% [85.0, 95.0] | 88.0% [80.0, 93.0] | 11.20 M | n/a | 6.0 |")
     assert table[3].startswith("| seed003_cnn")
+    rows = [{**r, "n_test": 40} for r in ROWS]
+    text = markdown_table(rows)
+    assert "| resnet18 | 64 | 40 |" in text and "Only 40 test images: the intervals are wide" in text
+    assert "Only" not in markdown_table([{**r, "n_test": 1311} for r in ROWS])
 
 
 def test_comparison_chart_is_a_png():

@@ -100,7 +100,8 @@ def test_timings_do_not_charge_the_first_model_for_warm_up(tmp_path, cli, monkey
     monkeypatch.setattr(cmp, "inference_ms", fake_inference_ms)
     monkeypatch.setattr(cmp, "compare_models", fake_compare)
     out = tmp_path / "cmp"
-    code, text = cli("-q", "compare", "--data", tmp_path, "--models", "seed002_cnn,seed003_cnn", "--image-size", "32", "--out", out)
+    (tmp_path / "data").mkdir()
+    code, text = cli("-q", "compare", "--data", tmp_path / "data", "--models", "seed002_cnn,seed003_cnn", "--image-size", "32", "--out", out)
     assert code == 0, text
     rows = json.loads((out / "compare.json").read_text())["rows"]
     assert {r["model"]: r["inference_ms"] for r in rows} == {"seed002_cnn": 1.0, "seed003_cnn": 1.0}

@@ -14,7 +14,7 @@ def register(subparsers) -> None:
         help="train and evaluate several backbones on the same split; one table",
         description=(
             "Train each model with the same data, split, seed and recipe, evaluate it on the test split, and write "
-            "OUT/compare.md, OUT/compare.json and OUT/compare.png (accuracy and macro F1 with 95%% bootstrap intervals, "
+            "OUT/compare.md, OUT/compare.json and OUT/compare.png (accuracy and macro F1 with 95% bootstrap intervals, "
             "parameters, training images/s, inference ms per image). For research use only; not a medical device."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -22,16 +22,22 @@ def register(subparsers) -> None:
     p.add_argument("--data", required=True, help="dataset folder (split folders, class folders), CSV folder or NPZ")
     p.add_argument("--models", required=True, help="comma-separated model names, e.g. resnet18,efficientnet_b0,seed003_cnn")
     p.add_argument("--epochs", type=int, default=3, help="training epochs per model")
-    p.add_argument("--image-size", type=int, default=None, help="input size for every model (default: each model's own)")
+    p.add_argument("--image-size", type=int, default=None, help="input size for every model; none: each model's own")
     p.add_argument("--out", default="compare", help="output folder")
     p.add_argument("--config", default=None, help="YAML run config shared by all models (data split, augmentation, optimiser...)")
     p.add_argument("--preset", default=None, help="tumor4 | tumor2 | alzheimer4")
     p.add_argument("--batch-size", type=int, default=None, help="training batch size")
-    p.add_argument("--max-train-batches", type=int, default=None, help="limit batches per epoch (smoke runs)")
+    p.add_argument("--max-train-batches", type=_batches, default=None, help="limit batches per epoch: a count >= 1 or a fraction in (0, 1] (smoke runs)")
     p.add_argument("--seed", type=int, default=None, help="training and split seed")
     p.add_argument("--force", action="store_true", help="replace the tables of an earlier comparison in OUT (its trained runs are kept)")
     p.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples for the intervals")
     p.set_defaults(func=run)
+
+
+def _batches(text: str) -> float | int:
+    """``--max-train-batches``: a whole count or a fraction, as ``train.max_train_batches`` takes."""
+    value = float(text)
+    return int(value) if value.is_integer() and value >= 1 else value
 
 
 def check_models(models: list[str], base, image_size: int | None, data: str | None = None) -> None:
@@ -46,6 +52,8 @@ def check_models(models: list[str], base, image_size: int | None, data: str | No
 
     if not models:
         raise ConfigError("--models needs at least one model name")
+    if image_size is not None and image_size < 1:
+        raise ConfigError(f"--image-size={image_size} must be a positive number of pixels (leave it out for each model's own size)")
     repeated = sorted({m for m in models if models.count(m) > 1})
     if repeated:
         raise ConfigError(f"--models names {', '.join(repeated)} more than once; each model is trained and timed once")

@@ -143,11 +143,14 @@ def markdown_table(rows: list[dict]) -> str:
         return f"{100 * v:.1f}% [{100 * c[0]:.1f}, {100 * c[1]:.1f}]"
 
     lines = [
-        "| model | size | accuracy (95% CI) | macro F1 (95% CI) | parameters | train img/s | inference ms/img |",
-        "|---|---|---|---|---|---|---|",
+        "| model | size | test n | accuracy (95% CI) | macro F1 (95% CI) | parameters | train img/s | inference ms/img |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in sorted(rows, key=lambda r: -r["macro_f1"]):
         ips = f"{r['train_images_per_s']:.1f}" if r.get("train_images_per_s") else "n/a"
-        lines.append(f"| {r['model']} | {r['image_size']} | {ci(r['accuracy'], r['accuracy_ci'])} | {ci(r['macro_f1'], r['macro_f1_ci'])} | "
+        lines.append(f"| {r['model']} | {r['image_size']} | {r.get('n_test', 'n/a')} | {ci(r['accuracy'], r['accuracy_ci'])} | {ci(r['macro_f1'], r['macro_f1_ci'])} | "
                      f"{r['params'] / 1e6:.2f} M | {ips} | {r['inference_ms']:.1f} |")
+    small = min((r.get("n_test") or 0 for r in rows), default=0)
+    if rows and small < 100:
+        lines.append(f"\nOnly {small} test images: the intervals are wide, and a difference between models inside them is noise.")
     return "\n".join(lines)

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 import brainmri
-from brainmri.checkpoint import CheckpointMeta, load_checkpoint, looks_like_onnx, looks_like_safetensors
+from brainmri.checkpoint import CheckpointMeta, load_checkpoint, looks_like_onnx, looks_like_safetensors, not_a_checkpoint_file
 from brainmri.errors import BrainMRIError, CheckpointError, ConfigError
 from brainmri.evaluation.calibration import calibrated_probs
 from brainmri.inference.inputs import DecodedInput, decode_item, is_tensor
@@ -160,7 +160,7 @@ class Classifier:
             raise ConfigError(f"path={path!r} is not valid; give the checkpoint's path (str or Path), or None for the bundled model")
         p = Path(path) if path is not None else bundled_checkpoint()
         if not p.is_file():
-            raise CheckpointError(f"{p}: " + ("is a folder, not a checkpoint file (a run folder holds best.safetensors)" if p.is_dir() else "checkpoint file not found"))
+            raise CheckpointError(not_a_checkpoint_file(p))
         if looks_like_onnx(p) or (p.suffix.lower() == ".onnx" and not looks_like_safetensors(p)):
             from brainmri.inference.onnx_backend import OnnxRunner, read_onnx_meta
 
