@@ -115,11 +115,11 @@ def test_export_never_writes_over_its_input(tiny_ckpt, tmp_path, capsys):
     read_checkpoint(ck)  # still a valid checkpoint
 
 
-def test_export_replaces_an_onnx_file_but_no_other_file_without_force(tiny_ckpt, tmp_path, capsys):
+def test_export_replaces_its_own_onnx_file_but_no_other_file_without_force(tiny_ckpt, tmp_path, capsys):
     other = tmp_path / "notes.txt"
     other.write_text("keep me")
     assert main(["export", str(tiny_ckpt), "-o", str(other)]) == 2
-    assert capsys.readouterr().err == f"brainmri export: error: -o {other}: the file exists and is not an ONNX model; pass --force to replace it\n"
+    assert capsys.readouterr().err == f"brainmri export: error: -o {other}: the file exists and is not an ONNX model; pass --force to replace it, or give another name\n"
     assert other.read_text() == "keep me"
     onnx_out = tmp_path / "m.onnx"
     assert main(["export", str(tiny_ckpt), "-o", str(onnx_out)]) == 0

@@ -95,7 +95,8 @@ def test_compare_keeps_an_earlier_comparison_unless_forced(tmp_path, cli, monkey
     out = tmp_path / "cmp"
     cmp.write_tables([row], "data", out)
     before = (out / "compare.md").read_text()
-    code, text = cli("-q", "compare", "--data", tmp_path, "--models", "seed003_cnn", "--out", out)
+    (tmp_path / "data").mkdir()
+    code, text = cli("-q", "compare", "--data", tmp_path / "data", "--models", "seed003_cnn", "--out", out)
     assert code == 2 and "holds an earlier comparison (seed002_cnn:" in text and "pass --force" in text
     assert (out / "compare.md").read_text() == before
 

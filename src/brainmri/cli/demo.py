@@ -76,7 +76,9 @@ def run(args) -> int:
             path.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(cam.overlay).save(path)
             explained.append(str(path))
-        print(f"    {scan.relative_to(out)}: true={class_dir.name} predicted={pred.label} confidence={pred.confidence:.2f}")
+        said = (f"predicted={pred.label} confidence={pred.confidence:.2f}" if pred.label is not None
+                else f"not classified (out of distribution: {pred.ood_reason})")
+        print(f"    {scan.relative_to(out)}: true={class_dir.name} {said}")
     ci = metrics.get("ci", {}).get("accuracy")
     ci_text = f" (95% CI {ci[0]:.3f}-{ci[1]:.3f})" if ci else ""
     print()

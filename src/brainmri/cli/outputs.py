@@ -89,6 +89,16 @@ def _under(p: Path, folder: Path) -> bool:
         return False
 
 
+def check_not_inside(p: Path, flag: str, folders, shown: str | Path | None = None) -> None:
+    """Refuse an output folder ``p`` that is or lies inside one of the dataset ``folders`` (its
+    figures would join the dataset as scans, its folders as classes)."""
+    for data in folders:
+        folder = Path(data).expanduser()
+        if folder.is_dir() and _under(Path(p).expanduser(), folder):  # (a CSV's folder may be a project folder: not refused)
+            raise OutputPathError(f"{flag} {shown or p}: lies inside the dataset {data}; its files would join the dataset "
+                                  "(figures as scans, folders as classes); write outside it")
+
+
 def check_output_dir(path: str | Path | None, flag: str, not_inside: list[str | Path] = ()) -> None:
     """Refuse ``path`` as an output *folder* if it is a file or cannot be created or written, or
     if it is or lies inside one of the dataset folders ``not_inside`` (its figures would join the
@@ -96,11 +106,7 @@ def check_output_dir(path: str | Path | None, flag: str, not_inside: list[str | 
     if path is None:
         return
     p = Path(path).expanduser()
-    for data in not_inside:
-        folder = Path(data).expanduser()
-        if folder.is_dir() and _under(p, folder):  # (a CSV's folder may be a project folder: not refused)
-            raise OutputPathError(f"{flag} {path}: lies inside the dataset {data}; its files would join the dataset "
-                                  "(figures as scans, folders as classes); write outside it")
+    check_not_inside(p, flag, not_inside, path)
     if p.exists() and not p.is_dir():
         raise OutputPathError(f"{flag} {path}: is a file, not a folder")
     _creatable_dir(p, flag, path)

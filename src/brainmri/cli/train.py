@@ -163,9 +163,9 @@ def run(args) -> int:
     from brainmri.training.preflight import check_environment
 
     check_environment(cfg)
-    from brainmri.cli.outputs import check_output_dir
+    from brainmri.cli.outputs import check_not_inside
 
-    check_output_dir(cfg.train.output_dir, "--output-dir", not_inside=[cfg.data.root])  # run folders never inside the dataset
+    check_not_inside(Path(cfg.train.output_dir), "--output-dir", [cfg.data.root])  # run folders never inside the dataset
     if args.dry_run:
         from brainmri.config import to_dict
         from brainmri.training.rundir import check_run_dir_free, planned_run_dir
