@@ -207,3 +207,21 @@ def test_an_unknown_value_representation_is_a_corrupt_header_not_a_crash(tmp_pat
     assert data.count(tag) == 1
     with pytest.raises(ImageReadError, match=r"^v\.dcm: corrupt DICOM header \(Unknown Value Representation 'XX' in tag \(0028,0011\)\)$"):
         read_dicom(data.replace(tag, b"\x28\x00\x11\x00XX"), "v.dcm")
+
+
+def test_a_bomb_in_a_later_frame_is_refused_too(tmp_path) -> None:
+    import struct
+
+    from brainmri.errors import ImageReadError
+
+    pixels = np.stack([phantom(k, size=64).astype(np.uint16) * 16 for k in range(3)])
+    try:
+        path = make_dicom(tmp_path / "m.dcm", pixels, compress="1.2.840.10008.1.2.4.90")
+    except RuntimeError as exc:  # encoder plugin not installed
+        pytest.skip(f"no JPEG 2000 encoder: {exc}")
+    data = bytearray(path.read_bytes())
+    starts = [i for i in range(len(data) - 4) if data[i:i + 4] == b"\xff\x4f\xff\x51"]
+    assert len(starts) == 3
+    data[starts[2] + 8:starts[2] + 12] = struct.pack(">I", 9_000_000)  # only the last frame lies
+    with pytest.raises(ImageReadError, match=r"^multi\.dcm: corrupt DICOM pixel data: the compressed image \(frame 3\) declares 9000000x64"):
+        read_dicom(bytes(data), "multi.dcm")

@@ -162,20 +162,24 @@ def _check_codestream_size(ds: Any, name: str, ts: Any, max_pixels: int) -> None
     gigabytes before failing (the DICOM Rows / Columns check above never sees that number)."""
     if ts is None or not getattr(ts, "is_compressed", False) or "PixelData" not in ds:
         return
-    try:
-        from pydicom.encaps import generate_fragmented_frames
+    from pydicom.encaps import generate_fragmented_frames
 
-        first = next(generate_fragmented_frames(ds.PixelData, number_of_frames=int(ds.get("NumberOfFrames", 1) or 1)))[0]
+    rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+    try:  # every frame: a multi-frame file could hide its bomb in the last one
+        frames = generate_fragmented_frames(ds.PixelData, number_of_frames=int(ds.get("NumberOfFrames", 1) or 1))
+        for k, fragments in enumerate(frames):
+            size = codestream_size(bytes(fragments[0][:65536])) if fragments else None
+            if size is None:
+                continue
+            width, height = size
+            if width * height > max_pixels or (width, height) != (cols, rows) and width * height > rows * cols:
+                frame = f" (frame {k + 1})" if k else ""
+                raise ImageReadError(name, f"corrupt DICOM pixel data: the compressed image{frame} declares {width}x{height} pixels but "
+                                           f"the DICOM header says {cols}x{rows}; refused before decoding")
+    except ImageReadError:
+        raise
     except Exception:  # noqa: BLE001 - unreadable encapsulation: the decoder says what is wrong
         return
-    size = codestream_size(bytes(first[:65536]))
-    if size is None:
-        return
-    width, height = size
-    rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
-    if width * height > max_pixels or (width, height) != (cols, rows) and width * height > rows * cols:
-        raise ImageReadError(name, f"corrupt DICOM pixel data: the compressed image declares {width}x{height} pixels but the "
-                                   f"DICOM header says {cols}x{rows}; refused before decoding")
 
 
 def _no_decoder(ts: Any, ts_text: str) -> str:
