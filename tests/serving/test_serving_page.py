@@ -195,3 +195,24 @@ def test_a_wrong_api_key_is_called_rejected(tiny_clf, browser, tmp_path) -> None
     finally:
         srv.should_exit = True
         thread.join(timeout=10)
+
+
+def test_a_file_dropped_on_the_page_is_classified(server, browser, tmp_path) -> None:
+    import base64
+
+    from selenium.webdriver.common.by import By
+
+    scan = tmp_path / "dropped.png"
+    Image.fromarray(phantom(0, size=80, seed=3)).save(scan)
+    browser.get(server + "/")
+    data = base64.b64encode(scan.read_bytes()).decode()
+    browser.execute_script("""
+        const bytes = Uint8Array.from(atob(arguments[0]), (c) => c.charCodeAt(0));
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([bytes], "dropped.png", { type: "image/png" }));
+        document.body.dispatchEvent(new DragEvent("drop", { dataTransfer: transfer, bubbles: true, cancelable: true }));
+    """, data)
+    assert browser.execute_script("return document.getElementById('file-input').files[0].name") == "dropped.png"
+    browser.find_element(By.ID, "submit-button").click()
+    _wait_done(browser)
+    assert "dropped.png" in browser.find_element(By.ID, "status").text

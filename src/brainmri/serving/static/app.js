@@ -149,6 +149,18 @@ function onFileChosen() {
   showError("");
 }
 
+function onDrop(event) {
+  // a file dropped anywhere on the page goes into the form (the browser would otherwise open it, leaving the page)
+  event.preventDefault();
+  const files = event.dataTransfer && event.dataTransfer.files;
+  if (!files || !files.length) return;
+  $("file-input").files = files;
+  onFileChosen();
+  $("submit-button").focus();
+}
+
+window.addEventListener("dragover", (event) => event.preventDefault());
+window.addEventListener("drop", onDrop);
 $("upload-form").addEventListener("submit", onSubmit);
 $("file-input").addEventListener("change", onFileChosen);
 $("key-input").addEventListener("change", loadModel);
