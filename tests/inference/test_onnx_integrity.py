@@ -95,3 +95,13 @@ def test_a_failed_parity_check_writes_nothing(tiny_ckpt, exported, tmp_path, cap
     err = capsys.readouterr().err
     assert "differs from PyTorch by 5.00e-01" in err and "nothing was written (the earlier file there is kept)" in err
     assert target.read_bytes() == before
+
+
+def test_an_explicit_torch_backend_for_an_onnx_file_is_refused(exported, tmp_path, capsys):
+    from PIL import Image
+
+    scan = tmp_path / "s.png"
+    Image.fromarray(phantom(0, 64)).save(scan)
+    assert main(["predict", str(scan), "-c", str(exported), "--backend", "torch"]) == 2
+    assert "--backend torch:" in capsys.readouterr().err
+    assert main(["predict", str(scan), "-c", str(exported)]) == 0  # no flag: the file decides

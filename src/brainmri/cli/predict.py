@@ -135,13 +135,16 @@ def run(args) -> int:
         raise ConfigError("--bf16 is a torch-backend option; the onnx backend runs the exported float32 graph")
     if args.bf16 and args.checkpoint and _is_onnx_file(args.checkpoint):
         raise ConfigError(f"--bf16 is a torch-backend option; {args.checkpoint} is an ONNX model, which runs on the onnx backend as an exported float32 graph")
+    if args.backend == "torch" and args.checkpoint and _is_onnx_file(args.checkpoint):
+        raise ConfigError(f"--backend torch: {args.checkpoint} is an ONNX model, which runs on the onnx backend only; "
+                          "drop --backend, or give the .safetensors checkpoint it was exported from")
     files, missing = expand_inputs(args.paths)
     inputs = [*files, *([args.checkpoint] if args.checkpoint else [])]
     check_output_file(args.json, "--json", not_same_as=inputs, force=args.force)
     check_output_file(args.csv, "--csv", not_same_as=inputs, force=args.force)
     check_distinct_outputs(("--json", args.json), ("--csv", args.csv))
     check_output_dir(args.explain, "--explain")
-    clf = Classifier.load(args.checkpoint, backend=args.backend, bf16=args.bf16)
+    clf = Classifier.load(args.checkpoint, backend=args.backend or "torch", bf16=args.bf16)
     if args.explain:
         clf.torch_model  # noqa: B018 - an ONNX file cannot explain: say so before predicting
     preds = clf.predict_batch(files, batch_size=args.batch_size, axis=args.axis, slices=args.slices)
@@ -170,7 +173,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="files, folders (searched recursively) or glob patterns (quote them)")
     p.add_argument("--checkpoint", "-c", default=None, help="model (.safetensors or exported .onnx); default: the bundled tumor4 model")
-    p.add_argument("--backend", choices=("torch", "onnx"), default="torch", help="inference engine (default: torch)")
+    p.add_argument("--backend", choices=("torch", "onnx"), default=None, help="inference engine (default: torch; an .onnx model: onnx)")
     p.add_argument("--bf16", action="store_true", help="torch backend: bfloat16 autocast")
     p.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default: 32)")
     p.add_argument("--json", metavar="OUT", help="write all results (and the disclaimer) as JSON")
