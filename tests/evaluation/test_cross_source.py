@@ -180,3 +180,27 @@ def test_the_models_own_training_data_is_flagged_as_no_cross_source_test(tmp_pat
     inside = evaluate_tumor_presence(ckpt, data / "Training", cache_dir=None)
     assert inside["warning"].startswith(f"{data / 'Training'} lies inside {data}, the dataset")
     assert "warning" not in evaluate_tumor_presence(ckpt, data / "Testing", cache_dir=None)  # its own test split: no source claim
+
+
+def test_a_trained_source_under_another_folder_name_is_still_recognised(tmp_path):
+    """The bundled model records its extra images as dataset/class/file and no hashes: the yes/no
+    set as Kaggle ships it (another folder name) must still be told and left out."""
+    from PIL import Image
+
+    from brainmri.data.synthetic import make_phantom
+
+    renamed = tmp_path / "brain_tumor_dataset"
+    for label, cls in (("yes", 0), ("no", 2)):
+        (renamed / label).mkdir(parents=True)
+        for i in range(6):
+            name = f"Y{i}.jpg" if label == "yes" else f"N{i}.jpg"
+            Image.fromarray(make_phantom(cls, size=48, rng=np.random.default_rng(i + 10 * cls))).save(renamed / label / name)
+    model = create_model("seed003_cnn", 4)
+    meta = CheckpointMeta(model=ModelConfig(name="seed003_cnn"), class_names=CLASSES, preprocess=PreprocessConfig(image_size=32), task="tumor4",
+                          data={"extra_train": [{"source": "/elsewhere/brain-mri-yes-no/yes", "label": "tumor",
+                                                 "files": [f"brain-mri-yes-no/yes/Y{i}.jpg" for i in range(5)]}]})
+    ck = save_checkpoint(tmp_path / "m.safetensors", model, meta)
+    r = evaluate_tumor_presence(ck, renamed)
+    assert "looks like its training source 'brain-mri-yes-no' under another folder name" in r["warning"]
+    left = evaluate_tumor_presence(ck, renamed, exclude_trained=True)
+    assert left["n"] == 7  # the 5 trained-on tumors left out: 1 tumor and 6 healthy remain

@@ -86,6 +86,31 @@ scans); of the 6,000 Alzheimer slices left out of a 400-slice training pick, 3 l
 one of the 400 (46 within 12, 584 within the audit's near-duplicate limit of 24)."""
 
 
+RENAMED_MIN_SHARE = 0.2  # this share of a set matching a source's class/file names: a copy of it under another folder name
+
+
+def _class_file(key: str) -> str:
+    """``dataset/class/file`` -> ``class/file``: what survives a renamed dataset folder."""
+    return "/".join(key.split("/")[-2:])
+
+
+def renamed_matches(meta, keys: list[str]) -> tuple[np.ndarray, str | None]:
+    """Which ``keys`` (:func:`brainmri.data.presence.file_key`) name a trained-on image by its
+    class folder and file name alone, counted only when they make up a real share of the set
+    (a copy of the source under another folder name, e.g. the yes/no set as Kaggle ships it,
+    ``brain_tumor_dataset/``), and the recorded dataset folder they match, or ``None``."""
+    extra = (meta.data or {}).get("extra_train") or []
+    best, best_source = np.zeros(len(keys), dtype=bool), None
+    for e in extra:
+        short = {_class_file(f) for f in e.get("files") or []}
+        hits = np.array([_class_file(k) in short for k in keys], dtype=bool)
+        if hits.sum() > best.sum():
+            best, best_source = hits, (e.get("files") or ["?"])[0].split("/")[0]
+    if not keys or best.sum() < max(2, RENAMED_MIN_SHARE * len(keys)):
+        return np.zeros(len(keys), dtype=bool), None
+    return best, best_source
+
+
 def _records_hashes(meta) -> bool:
     return any("phashes" in e for e in (meta.data or {}).get("extra_train") or [])
 
@@ -94,12 +119,15 @@ def trained_on_mask(meta, index, hash_cache: bool = True) -> tuple[np.ndarray, n
     """Which samples of ``index`` the checkpoint was trained on (``data.extra_train``): by name
     (:func:`brainmri.data.presence.file_key`), and by content (a perceptual hash within
     :data:`SAME_IMAGE_THRESHOLD` of a recorded one: the same scan renamed, re-encoded or resized).
-    A checkpoint that records no hashes (trained before they were recorded) matches by name only."""
+    A checkpoint that records no hashes (trained before they were recorded) matches by name only;
+    a set whose class/file names match a source's in number (:func:`renamed_matches`) matches
+    whatever its dataset folder is called."""
     from brainmri.data.presence import file_key
 
     extra = (meta.data or {}).get("extra_train") or []
     names = {f for e in extra for f in e.get("files") or []}
-    named = np.array([s.index is None and file_key(s.path) in names for s in index.samples], dtype=bool)
+    keys = [file_key(s.path) if s.index is None else "" for s in index.samples]
+    named = np.array([k in names for k in keys], dtype=bool) | renamed_matches(meta, keys)[0]
     copies = np.zeros(len(index.samples), dtype=bool)
     recorded = sorted({h for e in extra for h in e.get("phashes") or []})
     if recorded and index.samples:
@@ -289,6 +317,11 @@ def _trained_on_warning(checkpoint, meta, root, paths: list[str], copies: int = 
         if k:
             return (f"{checkpoint} was trained on {k} of these {len(keys)} images (data.extra_train {e['source']}): this is not a cross-source test"
                     " (--exclude-trained leaves them out)")
+    hits, folder = renamed_matches(meta, keys)
+    if folder is not None:
+        return (f"{checkpoint} was trained on {int(hits.sum())} of these {len(keys)} images, matched by class folder and file name: this "
+                f"looks like its training source '{folder}' under another folder name, so this is not a cross-source test "
+                "(--exclude-trained leaves them out)")
     if copies:
         return (f"{checkpoint} was trained on {copies} of these {len(keys)} images under other names (the same pixels, pHash within "
                 f"{SAME_IMAGE_THRESHOLD} bits): this is not a cross-source test (--exclude-trained leaves them out)")
