@@ -142,3 +142,15 @@ def test_what_is_not_classified_carries_no_confidence(tiny_clf, tmp_path) -> Non
     assert vol.label is None and vol.confidence is None
     assert all(s["confidence"] is None for s in vol.slices)
     assert vol.info["slice_indices"] == list(range(9)) and vol.info["num_slices"] == 9
+    assert vol.most_suspicious_slices == [] and vol.info["slices_not_normal"] == 0  # nothing classified: nothing suspicious
+
+
+def test_a_volume_counts_the_slices_called_a_finding(tiny_clf, tmp_path) -> None:
+    import nibabel as nib
+
+    stack = np.stack([np.rot90(phantom(k % 4, size=64, seed=k), -1) for k in range(8)], axis=2).astype(np.float32)
+    nib.save(nib.Nifti1Image(stack, np.eye(4)), str(tmp_path / "v.nii.gz"))
+    vol = tiny_clf.predict(tmp_path / "v.nii.gz", slices="all")
+    kept = [s for s in vol.slices if s["label"] is not None]
+    assert vol.info["slices_not_normal"] == sum(s["label"] != "notumor" for s in kept)
+    assert vol.info["slices_used"] == len(kept)

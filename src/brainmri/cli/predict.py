@@ -75,8 +75,12 @@ def _table(rows: list[dict[str, Any]]) -> str:
     headers = ("file", "label", "confidence", "ood", "note")
     body = []
     for r in rows:
+        info = r.get("info") or {}
+        top = r.get("most_suspicious_slices") or []
         parts = [r["error"] or r["ood_reason"],
-                 "most suspicious slices " + ", ".join(map(str, r["most_suspicious_slices"])) if r.get("most_suspicious_slices") else None,
+                 f"{info['slices_not_normal']} of {info['slices_used']} slices called {'a finding' if 'notumor' not in r['probabilities'] else 'a tumor class'}"
+                 " (label: mean over slices)" if info.get("slices_not_normal") and info.get("slices_used", 0) > 1 else None,
+                 ("most suspicious slice " if len(top) == 1 else "most suspicious slices ") + ", ".join(map(str, top)) if top else None,
                  (r.get("info") or {}).get("note")]  # e.g. which volume of a 4-D NIfTI was used
         note = "; ".join(x for x in parts if x)
         conf = "" if r["confidence"] is None else f"{r['confidence']:.3f}"
@@ -155,7 +159,7 @@ def run(args) -> int:
     print(_table(rows))
     n_bad = sum(1 for r in rows if r["error"])
     n_ood = sum(1 for r in rows if r["out_of_distribution"])
-    print(f"\n{len(rows)} input(s): {len(rows) - n_bad} predicted ({n_ood} out of distribution), {n_bad} failed.")
+    print(f"\n{len(rows)} input(s): {len(rows) - n_bad - n_ood} classified, {n_ood} not classified (out of distribution), {n_bad} failed.")
     print(brainmri.DISCLAIMER)
     if args.json:
         write_json({"disclaimer": brainmri.DISCLAIMER, "model": clf.describe(), "results": rows}, args.json)

@@ -10,7 +10,10 @@ Every prediction carries ``label`` (``None`` when out of distribution), ``probab
 (class -> softmax(logits / T), T from the checkpoint), ``confidence`` (the top calibrated
 probability; ``None`` too when out of distribution), ``out_of_distribution`` / ``ood_reason`` and ``error``. Volumes (NIfTI,
 multi-frame DICOM) also carry per-slice results, the most suspicious slices and, in ``info``,
-which slices were read (``slice_indices``, counted from 0) out of ``num_slices``.
+which slices were read (``slice_indices``, counted from 0) out of ``num_slices``. A volume's
+label is the argmax of its slices' *mean* probabilities (out-of-distribution slices left out);
+``info["slices_not_normal"]`` counts the slices called something else than the normal class, so a
+focal finding on a few slices is not averaged away unseen.
 
 Preprocessing comes from the checkpoint (``meta.preprocess``), never re-typed here. Imports
 nothing from ``brainmri.training``. For research use only; not a medical device.
@@ -311,15 +314,17 @@ class Classifier:
         mean = {c: round(float(np.mean([s["probabilities"][c] for s in pool])), 6) for c in self.class_names}
         top = max(mean, key=mean.get)
         ranked = sorted(pool, key=lambda s: self._suspicion(s["probabilities"]), reverse=True)
+        abnormal = [s for s in kept if s["label"] is not None and s["label"].lower() not in NORMAL_CLASSES]
         info = {**d.info, "slice_indices": [int(i) for i in d.indices], "slices_used": len(kept),
-                "slices_out_of_distribution": len(per_slice) - len(kept)}
+                "slices_out_of_distribution": len(per_slice) - len(kept),
+                "slices_not_normal": len(abnormal)}  # the verdict is the mean over slices: these say where it may hide a focal finding
         reason = None
         if not kept:
             reason = f"all {len(per_slice)} selected slices are out of distribution (first: {per_slice[0]['ood_reason']})"
         return Prediction(
             path=d.name, label=top if kept else None, probabilities=mean, confidence=mean[top] if kept else None,
             out_of_distribution=not kept, ood_reason=reason, slices=per_slice,
-            most_suspicious_slices=[s["index"] for s in ranked[:TOP_SLICES]], info=info,
+            most_suspicious_slices=[s["index"] for s in ranked[:TOP_SLICES]] if kept else [], info=info,
         )
 
     # ------------------------------------------------------------------ explanation

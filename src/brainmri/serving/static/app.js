@@ -68,7 +68,10 @@ function volumeNote(data) {
   const all = info.num_slices && idx.length >= info.num_slices;
   let note = `Volume: ${idx.length} of ${info.num_slices} ${info.axis || ""} slices classified (${read}, counted from 0)`;
   note += all ? "." : "; the other slices were not looked at, so a lesion outside them can be missed.";
-  if (!data.out_of_distribution) note += ` Most suspicious: ${data.most_suspicious_slices.join(", ")}.`;
+  if (info.slices_not_normal && info.slices_used > 1) {
+    note += ` ${info.slices_not_normal} of ${info.slices_used} slices called a finding on their own; the label is the mean over slices.`;
+  }
+  if (!data.out_of_distribution && data.most_suspicious_slices.length) note += ` Most suspicious: ${data.most_suspicious_slices.join(", ")}.`;
   if (data.overlay_slice !== undefined) note += ` Heat map: slice ${data.overlay_slice}.`;
   return note;
 }
