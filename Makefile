@@ -4,14 +4,17 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+# Where torch's CPU build comes from. Empty: the configured package index (here it serves the CPU
+# build). On plain PyPI, torch==2.13.0 for Linux is the CUDA build: make setup TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?=
 
 .PHONY: setup demo test test-all bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	# torch first, pinned to the CPU build (a looser spec pulls a multi-GB CUDA build)
-	$(BIN)/pip install -q torch==2.13.0
+	# torch first, pinned (a looser spec pulls a newer multi-GB CUDA build); TORCH_INDEX above picks the CPU build elsewhere
+	$(BIN)/pip install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
