@@ -13,7 +13,6 @@ from pathlib import Path
 import brainmri
 from brainmri.errors import ConfigError, DatasetError
 
-MIN_IMAGES = 20  # below this a fitted temperature says more about the sample than the model
 FEW_IMAGES = 200  # below this the fit is rough (said in the output)
 
 
@@ -47,7 +46,7 @@ def run(args) -> int:
     from brainmri.checkpoint import load_checkpoint, looks_like_onnx, save_checkpoint
     from brainmri.cli.outputs import OutputPathError, check_output_file
     from brainmri.errors import CheckpointError
-    from brainmri.evaluation.calibration import T_MAX, T_MIN, calibrated_probs, expected_calibration_error, fit_calibration
+    from brainmri.evaluation.calibration import MIN_CALIBRATION_IMAGES, T_MAX, T_MIN, calibrated_probs, expected_calibration_error, fit_calibration
     from brainmri.evaluation.evaluate import SPLIT_NAMES, _load_index, data_config_for, predict_split
 
     src = Path(args.checkpoint)
@@ -87,10 +86,10 @@ def run(args) -> int:
         print(note)
     preds = predict_split(model, meta, index, split, args.batch_size)
     n = len(preds.labels)
-    if n < MIN_IMAGES:
+    if n < MIN_CALIBRATION_IMAGES:
         how = (f" (carved from its training images by the checkpoint's split rule: {cfg.root} has no Validation folder; "
                "choose other images with --split)") if carved else ""
-        raise DatasetError(f"{cfg.root}: only {n} readable images in split '{split}'{how}; calibration needs at least {MIN_IMAGES}")
+        raise DatasetError(f"{cfg.root}: only {n} readable images in split '{split}'{how}; calibration needs at least {MIN_CALIBRATION_IMAGES}")
     where = f"{cfg.root} ({split}, n={n})"
     old = dict(meta.calibration or {})
     new_cal = fit_calibration(torch.from_numpy(preds.logits), torch.from_numpy(preds.labels), where)

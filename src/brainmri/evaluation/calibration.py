@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 T_MIN, T_MAX = 0.05, 20.0
+MIN_CALIBRATION_IMAGES = 20  # below this a fitted temperature says more about the sample than the model
 
 
 def _as_tensor(x, dtype: torch.dtype) -> torch.Tensor:

@@ -94,16 +94,41 @@ def _class_file(key: str) -> str:
     return "/".join(key.split("/")[-2:])
 
 
-def renamed_matches(meta, keys: list[str]) -> tuple[np.ndarray, str | None]:
-    """Which ``keys`` (:func:`brainmri.data.presence.file_key`) name a trained-on image by its
-    class folder and file name alone, counted only when they make up a real share of the set
-    (a copy of the source under another folder name, e.g. the yes/no set as Kaggle ships it,
-    ``brain_tumor_dataset/``), and the recorded dataset folder they match, or ``None``."""
+def _same_file_in_source(source: str, class_file: str, path: str) -> bool | None:
+    """Whether ``path`` has the size of the recorded ``class/file`` in ``source`` where that
+    source is on this machine (``None``: it is not, so only the names can tell)."""
+    import os
+
+    root = Path(source)
+    if not root.is_dir():
+        return None
+    cls, name = class_file.split("/")[-2:] if "/" in class_file else ("", class_file)
+    for candidate in (root / cls / name, root / name):
+        if candidate.is_file():
+            try:
+                return os.path.getsize(candidate) == os.path.getsize(path)
+            except OSError:
+                return False
+    return False
+
+
+def renamed_matches(meta, paths: list[str]) -> tuple[np.ndarray, str | None]:
+    """Which ``paths`` are a trained-on image by their class folder and file name alone (the
+    dataset folder renamed, e.g. the yes/no set as Kaggle ships it, ``brain_tumor_dataset/``),
+    counted only when they make up a real share of the set, and confirmed by file size where the
+    recorded source is on this machine (generic names such as ``glioma_0000.png`` recur across
+    sets); and the recorded dataset folder they match, or ``None``."""
+    from brainmri.data.presence import file_key
+
     extra = (meta.data or {}).get("extra_train") or []
+    keys = [_class_file(file_key(p)) if p else "" for p in paths]
     best, best_source = np.zeros(len(keys), dtype=bool), None
     for e in extra:
         short = {_class_file(f) for f in e.get("files") or []}
-        hits = np.array([_class_file(k) in short for k in keys], dtype=bool)
+        hits = np.array([bool(k) and k in short for k in keys], dtype=bool)
+        for i in np.flatnonzero(hits):
+            if _same_file_in_source(e.get("source", ""), keys[i], paths[i]) is False:
+                hits[i] = False
         if hits.sum() > best.sum():
             best, best_source = hits, (e.get("files") or ["?"])[0].split("/")[0]
     if not keys or best.sum() < max(2, RENAMED_MIN_SHARE * len(keys)):
@@ -127,7 +152,7 @@ def trained_on_mask(meta, index, hash_cache: bool = True) -> tuple[np.ndarray, n
     extra = (meta.data or {}).get("extra_train") or []
     names = {f for e in extra for f in e.get("files") or []}
     keys = [file_key(s.path) if s.index is None else "" for s in index.samples]
-    named = np.array([k in names for k in keys], dtype=bool) | renamed_matches(meta, keys)[0]
+    named = np.array([k in names for k in keys], dtype=bool) | renamed_matches(meta, [s.path if s.index is None else "" for s in index.samples])[0]
     copies = np.zeros(len(index.samples), dtype=bool)
     recorded = sorted({h for e in extra for h in e.get("phashes") or []})
     if recorded and index.samples:
@@ -317,7 +342,7 @@ def _trained_on_warning(checkpoint, meta, root, paths: list[str], copies: int = 
         if k:
             return (f"{checkpoint} was trained on {k} of these {len(keys)} images (data.extra_train {e['source']}): this is not a cross-source test"
                     " (--exclude-trained leaves them out)")
-    hits, folder = renamed_matches(meta, keys)
+    hits, folder = renamed_matches(meta, paths)
     if folder is not None:
         return (f"{checkpoint} was trained on {int(hits.sum())} of these {len(keys)} images, matched by class folder and file name: this "
                 f"looks like its training source '{folder}' under another folder name, so this is not a cross-source test "

@@ -398,9 +398,15 @@ def finalize_checkpoint(path: Path, val_images: PreparedImages, cfg: RunConfig) 
     labels = torch.tensor(val_images.labels)
     out: dict = {"best_metrics": meta.metrics}
     try:
-        from brainmri.evaluation.calibration import fit_calibration
+        from brainmri.evaluation.calibration import MIN_CALIBRATION_IMAGES, fit_calibration
 
+        n, errors = len(labels), int((logits.argmax(1) != labels).sum())
         meta.calibration = fit_calibration(logits, labels, "val")  # top-label scaling only where a cross-validation says it pays
+        if n < MIN_CALIBRATION_IMAGES or errors == 0:  # fitted all the same (the run must finish), but said
+            why = (f"only {n} validation images (calibrate needs {MIN_CALIBRATION_IMAGES})" if n < MIN_CALIBRATION_IMAGES else
+                   f"the model gets all {n} validation images right, so the fit could only sharpen")
+            meta.calibration["warning"] = f"temperature {meta.calibration['temperature']:.3g} is a rough fit: {why}"
+            log.warning("%s; refit it with brainmri calibrate on labelled scans", meta.calibration["warning"])
         out["calibration"] = meta.calibration
     except ImportError:
         log.warning("calibration module unavailable; temperature left at 1.0")
