@@ -105,6 +105,15 @@ def test_csv_integer_labels_without_names_and_custom_columns(tmp_path: Path, mak
     assert named.class_names == ["healthy", "lesion"]
 
 
+def test_integer_codes_fewer_than_the_fixed_classes_are_refused_not_guessed(make_dataset) -> None:
+    """Seed 003's 0 / 1 against a four-class model's classes: 0 would be read as glioma."""
+    root = make_dataset("csv", n_per_class=3, class_names=("x", "y"))
+    with pytest.raises(DatasetError, match=r"labels are the integer codes 0, 1, but the classes are glioma, meningioma, notumor, pituitary"):
+        load(root, preset="tumor4")
+    named = load(root, preset="tumor2", csv_label_names={"0": "notumor", "1": "tumor"})
+    assert named.class_names == ["notumor", "tumor"]
+
+
 def test_csv_split_column_is_official(tmp_path: Path, make_dataset) -> None:
     root = make_dataset("csv", n_per_class=4, class_names=("a", "b"), csv_labels="name")
     rows = list(csv.reader(open(root / "labels.csv")))

@@ -186,6 +186,12 @@ def _resolve_labels(
     fixed, class_map = resolve_classes(cfg)
     label_names = {str(k): str(v) for k, v in (cfg.csv_label_names or {}).items()} if coded else {}
     codes = (code_names or fixed) if coded else None
+    if coded and not label_names and not code_names and fixed:
+        ints = {int(float(r.label)) for r in records if _is_int(r.label.strip())}
+        if ints and len(ints) < len(fixed):  # e.g. seed 003's 0 / 1 read against four tumor classes
+            raise DatasetError(f"{cfg.root}: labels are the integer codes {', '.join(map(str, sorted(ints)))}, but the classes are "
+                               f"{', '.join(fixed)}: which code means which class cannot be told. Name them (data.csv_label_names, "
+                               "e.g. {0: notumor, 1: tumor} with preset tumor2), or score a tumor / no-tumor set with --tumor-presence")
     names = [map_class(_decode_label(r, label_names, codes), class_map) for r in records]
     if fixed is None:
         found = set(names)
