@@ -295,3 +295,16 @@ def test_audit_on_the_real_tumor_set(real_datasets: Path, tmp_path: Path) -> Non
     assert r["exact_duplicate_groups"] > 0 and r["cross_split"]["test_images_with_train_near_duplicate"] > 0
     assert len(r["extension_mismatch"]) == 5  # PNG files named .jpg
     assert r["label_conflicts"] == 0  # no cross-label pair within the default threshold (checked by eye)
+
+
+def test_a_symlink_loop_is_skipped_by_name_not_a_crash(tmp_path, capsys):
+    from brainmri.cli.main import main
+    from brainmri.data.synthetic import make_phantom_dataset
+
+    root = make_phantom_dataset(tmp_path / "ds", layout="split", n_per_class=3, test_per_class=2, size=32, seed=0)
+    folder = root / "Training" / "glioma"
+    (folder / "loop1.png").symlink_to(folder / "loop2.png")
+    (folder / "loop2.png").symlink_to(folder / "loop1.png")
+    assert main(["data", "audit", str(root), "--json", str(tmp_path / "a.json")]) == 0  # the hash cache used to raise RuntimeError
+    captured = capsys.readouterr()
+    assert "internal error" not in captured.err and "loop1.png" in captured.out + captured.err

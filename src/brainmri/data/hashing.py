@@ -183,8 +183,19 @@ class HashCache:
             return None
         return st.st_size, st.st_mtime_ns
 
+    @staticmethod
+    def _key(path: str | Path) -> Path | None:
+        """The cache key of a file (its resolved path), or ``None`` for a symlink loop or a path the
+        system cannot resolve (the reader then reports the file; the cache just skips it)."""
+        try:
+            return Path(path).resolve()
+        except (OSError, RuntimeError):
+            return None
+
     def get(self, path: str | Path) -> ImageHash | None:
-        p = Path(path).resolve()
+        p = self._key(path)
+        if p is None:
+            return None
         entry = self.entries.get(str(p))
         stamp = self._stamp(p)
         if not isinstance(entry, dict) or stamp is None or [entry.get("size"), entry.get("mtime_ns")] != list(stamp):
@@ -196,8 +207,8 @@ class HashCache:
         return value if _well_formed(value) else None  # a corrupt entry is recomputed
 
     def put(self, path: str | Path, value: ImageHash) -> None:
-        p = Path(path).resolve()
-        stamp = self._stamp(p)
+        p = self._key(path)
+        stamp = self._stamp(p) if p is not None else None
         if stamp is None:
             return
         entry = asdict(value)
