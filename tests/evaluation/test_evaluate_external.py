@@ -228,3 +228,21 @@ def test_a_small_bootstrap_says_its_interval_is_rough(ckpt, flat, capsys):
     assert "(95% bootstrap, only 20 resamples: a rough interval)" in capsys.readouterr().out
     assert main(["evaluate", str(ckpt), "--data", str(flat), "--bootstrap", "300"]) == 0
     assert "(95% bootstrap)" in capsys.readouterr().out
+
+
+def test_a_training_folder_changed_since_training_is_no_clean_held_out_test(base, flat):
+    """Scans added after training move the carve: its 'held-out' test split may hold trained-on
+    images. The recorded fingerprint tells."""
+    from brainmri.config import DataConfig
+    from brainmri.data.datasets import data_fingerprint, load_dataset
+
+    grown = base / "grown_flat"
+    shutil.copytree(flat, grown)
+    carved = load_dataset(DataConfig(root=str(grown)))
+    ck = _checkpoint(base / "own_fp.safetensors", {"root": str(grown), "split": "auto", "seed": 42, "fingerprint": data_fingerprint(carved)})
+    r = evaluate_checkpoint(ck, grown, n_boot=20)
+    assert "WARNING" not in r["split_note"] and "held-out test split" in r["split_note"]
+    first = next((grown / "glioma").iterdir())
+    shutil.copy(first, grown / "glioma" / "added_later.png")
+    r = evaluate_checkpoint(ck, grown, n_boot=20)
+    assert r["split_note"].startswith("WARNING") and "changed since training" in r["split_note"] and "no clean held-out test" in r["split_note"]

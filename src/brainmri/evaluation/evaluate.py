@@ -319,8 +319,15 @@ def _load_index(meta, data, cfg, checkpoint) -> tuple:
             return index, (f"WARNING: {cfg.root} lies inside {root}, the model's training data: its images are (partly) "
                            f"training images, so these {len(index.samples)} are no test of the model")
         return index, f"{cfg.root}: no train/test split in the data: scoring all {len(index.samples)} images"
+    from brainmri.data.datasets import data_fingerprint
+
     carved = load_dataset(cfg)
     n_test = len(carved.split("test"))
+    recorded = (meta.data or {}).get("fingerprint")
+    if recorded and data_fingerprint(carved) != recorded:  # files added, removed or changed: the carve moved
+        return carved, (f"WARNING: {cfg.root} looks like the model's training data ({reason}), but it changed since training "
+                        f"(its listing no longer matches the checkpoint's fingerprint {recorded}): the {n_test} images carved "
+                        "as its test split may include images the model was trained on, so this is no clean held-out test")
     return carved, (f"{cfg.root} looks like the model's training data ({reason}): scoring its held-out test split, "
                     f"carved as in training ({n_test} of {len(carved.samples)} images)")
 
