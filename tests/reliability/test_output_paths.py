@@ -81,3 +81,18 @@ def test_compare_and_train_outputs_never_go_inside_the_dataset(tmp_path, capsys)
     assert main(["train", "--data", str(data), "--model", "seed002_cnn", "--epochs", "1", "--output-dir", str(data / "runs"), "--dry-run"]) == 2
     assert "--output-dir" in capsys.readouterr().err
     assert sorted(str(p) for p in data.rglob("*")) == before
+
+
+def test_outputs_never_replace_a_scan_beside_a_csv_dataset_or_its_labels_csv(tmp_path, capsys):
+    from brainmri.data.synthetic import make_phantom_dataset
+
+    main = cli_main.main
+    root = make_phantom_dataset(tmp_path / "csvset", layout="csv", n_per_class=3, size=32, seed=0)
+    csv_file = root / "labels.csv"
+    scan = next(p for p in root.rglob("*.png"))
+    before = scan.read_bytes()
+    assert main(["data", "audit", str(csv_file), "--montage", str(scan), "--force"]) == 2
+    assert "beside the dataset file" in capsys.readouterr().err and scan.read_bytes() == before
+    labels = csv_file.read_bytes()
+    assert main(["data", "audit", str(root), "--csv", "labels.csv", "--json", str(csv_file), "--force"]) == 2
+    assert "writing there would destroy it" in capsys.readouterr().err and csv_file.read_bytes() == labels

@@ -78,9 +78,10 @@ def run_audit(args: argparse.Namespace) -> int:
         raise ConfigError(f"--threshold={args.threshold} must be between 0 and {HASH_BITS} (bits of the perceptual hash)")
     if args.montage_pairs < 1:
         raise ConfigError(f"--montage-pairs={args.montage_pairs} must be >= 1")
-    check_output_file(args.json, "--json", not_same_as=[args.root], force=args.force)
+    inputs = [args.root, *([Path(args.root) / args.csv] if getattr(args, "csv", None) else [])]  # the labels CSV is an input too
+    check_output_file(args.json, "--json", not_same_as=inputs, force=args.force)
     montage = _montage_path(args.montage)
-    check_output_file(montage, "--montage", not_same_as=[args.root], force=args.force)
+    check_output_file(montage, "--montage", not_same_as=inputs, force=args.force)
     check_distinct_outputs(("--json", args.json), ("--montage", montage))
     start = time.perf_counter()
     index = load_dataset(_data_config(args))

@@ -50,6 +50,11 @@ def check_output_file(path: str | Path | None, flag: str, *, not_same_as: list[s
     if p.exists() and not p.is_file():
         raise OutputPathError(f"{flag} {path}: is not a regular file (a device or FIFO); give a file name")
     for src in not_same_as:
+        data_file = Path(src).expanduser()
+        if data_file.is_file() and data_file.suffix.lower() in (".csv", ".npz") and _under(p, data_file.parent) and is_image_name(p):
+            raise OutputPathError(f"{flag} {path}: is an image name beside the dataset file {src}, where its scans live; writing there "
+                                  f"would {'destroy a scan' if p.exists() else 'add it to the dataset as a scan'}; write outside it")
+    for src in not_same_as:
         folder = Path(src).expanduser()
         if folder.is_dir() and _under(p, folder) and (p.exists() or is_image_name(p)):
             what = "an existing file" if p.exists() else "an image name"
