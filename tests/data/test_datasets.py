@@ -520,3 +520,23 @@ def test_folder_with_one_csv_of_wrong_columns_reports_the_columns(tmp_path):
     (tmp_path / "labels.csv").write_text("file,lbl\na.png,0\n")
     with pytest.raises(DatasetError, match=r"missing column\(s\) Image, Class \(columns: file, lbl\)"):
         load_dataset(DataConfig(root=str(tmp_path)))
+
+
+def test_litter_deep_inside_a_class_folder_is_not_a_scan(make_dataset) -> None:
+    root = make_dataset("split", n_per_class=3)
+    first = next((root / "Training" / "glioma").iterdir())
+    for litter in ("__MACOSX/sub", ".ipynb_checkpoints/x", "@eaDir/thumb"):
+        (root / "Training" / "glioma" / litter).mkdir(parents=True)
+        shutil.copy(first, root / "Training" / "glioma" / litter / "y.png")
+    index = load(root)
+    assert not any(part in s.path for s in index.samples for part in ("__MACOSX", ".ipynb_checkpoints", "@eaDir"))
+
+
+def test_class_folders_spelled_apart_across_splits_join_under_the_preset(make_dataset) -> None:
+    root = make_dataset("split", n_per_class=3)
+    for c in ("glioma", "meningioma", "pituitary"):
+        (root / "Training" / c).rename(root / "Training" / f"{c}_tumor")
+    (root / "Training" / "notumor").rename(root / "Training" / "no_tumor")
+    index = load(root, preset="tumor4")
+    assert index.class_names == ["glioma", "meningioma", "notumor", "pituitary"]
+    assert {index.class_names[s.label] for s in index.samples if s.split == "train"} == set(index.class_names)

@@ -129,3 +129,11 @@ def test_a_small_cnn_learns_the_four_classes() -> None:
     with torch.no_grad():
         acc = (net(x_test).argmax(1) == y_test).float().mean().item()
     assert acc >= 0.7  # chance is 0.25; seeds 0-4 give 0.79-1.0
+
+
+@pytest.mark.parametrize("name", ["../evil", "/tmp/abs", ".hidden", "a/b"])
+def test_synth_refuses_class_names_that_are_paths(tmp_path, capsys, name):
+    from brainmri.cli.main import main
+
+    assert main(["data", "synth", str(tmp_path / "s"), "--classes", f"{name},b", "--n-per-class", "1", "--size", "32"]) == 2
+    assert "is not a class name" in capsys.readouterr().err and not (tmp_path / "s").exists()

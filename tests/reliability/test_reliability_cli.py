@@ -47,7 +47,8 @@ def test_predict_batch_exit_code_and_no_traceback(predicted) -> None:
     assert "Traceback" not in text and "internal error" not in text
     assert sorted(rows) == sorted(CASE_NAMES)
     n_bad = sum(1 for r in rows.values() if r["error"])
-    assert f"{len(rows) - n_bad} predicted" in text and f"{n_bad} failed" in text
+    n_ood = sum(1 for r in rows.values() if r["out_of_distribution"])
+    assert f"{len(rows) - n_bad - n_ood} classified, {n_ood} not classified (out of distribution), {n_bad} failed" in text
 
 
 @pytest.mark.parametrize("name", CASE_NAMES)
@@ -92,7 +93,7 @@ def test_predict_missing_path_is_reported_and_others_go_on(ckpt32, tmp_path, cli
     [good] = write_valid_pngs(tmp_path, n=1)
     code, text = cli("predict", good, tmp_path / "nope.png", "-c", ckpt32)
     assert code == 1
-    assert "nope.png: file not found" in text and "1 predicted" in text
+    assert "nope.png: file not found" in text and "1 classified" in text
 
 
 # ------------------------------------------------------------------ datasets with bad files

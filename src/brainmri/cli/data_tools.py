@@ -46,6 +46,10 @@ def run_synth(args: argparse.Namespace) -> int:
         raise ConfigError(f"--n-per-class={args.n_per_class} must be >= 1")
     if args.test_per_class is not None and args.test_per_class < 1:
         raise ConfigError(f"--test-per-class={args.test_per_class} must be >= 1")
+    bad = [c for c in classes if "/" in c or "\\" in c or c.startswith(".") or c in ("..", "")]
+    if bad:
+        raise ConfigError(f"--classes: {bad[0]!r} is not a class name: class names become folder names, so no '/', '\\', "
+                          "'..' or leading '.'")
     if len(set(classes)) != len(classes):
         raise ConfigError(f"--classes {args.classes!r} names a class twice")
     out = Path(args.out)

@@ -108,7 +108,7 @@ def _list_class_folders(folder: Path, skipped: Counter) -> dict[str, list[Path]]
         for f in sorted(sub.rglob("*")):
             if f.is_dir():
                 continue
-            if is_hidden(f):
+            if is_hidden(f.relative_to(sub)):  # every folder below the class folder (__MACOSX/sub/x.jpg too)
                 skipped["hidden"] += 1
             elif not is_image_name(f):
                 skipped["not_image"] += 1
@@ -140,8 +140,8 @@ def _read_folders(root: Path, skipped: Counter) -> tuple[list[RawSample], bool]:
     for split, classes in per_split.items():
         where = split_dirs.get(split, root)
         for c in names:
-            if c not in classes:
-                raise DatasetError(f"{where}: class '{c}' is missing from split '{split}' (no folder {where / c})")
+            if c not in classes:  # told after the preset / class map, which may join spellings (glioma_tumor, glioma)
+                continue
             if not classes[c]:
                 raise DatasetError(f"{where / c}: class '{c}' has no images" + (f" in split '{split}'" if split else ""))
             records += [RawSample(str(f), c, split or None, None, str(f)) for f in classes[c]]

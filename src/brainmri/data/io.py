@@ -23,10 +23,16 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", 
 DEFAULT_MAX_PIXELS = 50_000_000
 
 
+LITTER_FOLDERS = ("__MACOSX", "@eaDir")  # macOS archive forks, Synology thumbnails
+
+
 def is_hidden(path: str | Path) -> bool:
-    """True for dot-files and OS litter (.DS_Store, Thumbs.db, __MACOSX)."""
+    """True for dot-files and OS litter (.DS_Store, Thumbs.db, __MACOSX, @eaDir). Every part of
+    ``path`` counts: give it relative to the dataset folder to test every folder inside it (an
+    absolute path: its last two parts only, so a dataset under a dot-folder still reads)."""
     p = Path(path)
-    return any(part.startswith(".") or part == "__MACOSX" for part in p.parts[-2:]) or p.name == "Thumbs.db"
+    parts = p.parts if not p.is_absolute() else p.parts[-2:]
+    return any(part.startswith(".") or part in LITTER_FOLDERS for part in parts) or p.name == "Thumbs.db"
 
 
 def is_image_name(path: str | Path) -> bool:
