@@ -540,3 +540,11 @@ def test_class_folders_spelled_apart_across_splits_join_under_the_preset(make_da
     index = load(root, preset="tumor4")
     assert index.class_names == ["glioma", "meningioma", "notumor", "pituitary"]
     assert {index.class_names[s.label] for s in index.samples if s.split == "train"} == set(index.class_names)
+
+
+def test_a_class_folder_of_dicom_files_says_what_it_holds(tmp_path: Path) -> None:
+    for c in ("glioma", "notumor"):
+        (tmp_path / c).mkdir()
+        (tmp_path / c / "IM0001.dcm").write_bytes(b"\0" * 132 + b"DICM")
+    with pytest.raises(DatasetError, match=r"class 'glioma' has no images \(1 other files: 1 \.dcm; .*DICOM and NIfTI files are read by predict"):
+        load(tmp_path)

@@ -129,6 +129,17 @@ def _split_dirs(root: Path) -> dict[str, Path]:
     return found
 
 
+def _what_is_there(folder: Path) -> str:
+    """For a class folder without images: what it holds instead (e.g. DICOM files, which the
+    dataset reader does not take)."""
+    kinds = Counter(f.suffix.lower() or "(no extension)" for f in folder.rglob("*") if f.is_file() and not is_hidden(f.relative_to(folder)))
+    if not kinds:
+        return ""
+    listed = ", ".join(f"{n} {k}" for k, n in kinds.most_common(3))
+    return (f" ({sum(kinds.values())} other files: {listed}; training and evaluation sets are PNG / JPEG / BMP / TIFF images — "
+            "DICOM and NIfTI files are read by predict, and a NIfTI volume by evaluate --data VOL.nii.gz)")
+
+
 def _read_folders(root: Path, skipped: Counter) -> tuple[list[RawSample], bool]:
     """Records from split folders (official split) or class folders (no split)."""
     split_dirs = _split_dirs(root)
@@ -143,7 +154,7 @@ def _read_folders(root: Path, skipped: Counter) -> tuple[list[RawSample], bool]:
             if c not in classes:  # told after the preset / class map, which may join spellings (glioma_tumor, glioma)
                 continue
             if not classes[c]:
-                raise DatasetError(f"{where / c}: class '{c}' has no images" + (f" in split '{split}'" if split else ""))
+                raise DatasetError(f"{where / c}: class '{c}' has no images" + (f" in split '{split}'" if split else "") + _what_is_there(where / c))
             records += [RawSample(str(f), c, split or None, None, str(f)) for f in classes[c]]
     return records, bool(split_dirs)
 
