@@ -548,3 +548,11 @@ def test_a_class_folder_of_dicom_files_says_what_it_holds(tmp_path: Path) -> Non
         (tmp_path / c / "IM0001.dcm").write_bytes(b"\0" * 132 + b"DICM")
     with pytest.raises(DatasetError, match=r"class 'glioma' has no images \(1 other files: 1 \.dcm; .*DICOM and NIfTI files are read by predict"):
         load(tmp_path)
+
+
+def test_a_csv_beside_class_folders_that_is_not_read_says_why(tmp_path: Path, make_dataset, caplog) -> None:
+    root = make_dataset("flat", n_per_class=3)
+    (root / "labels.csv").write_text("Image;Class\na.png;glioma\n")
+    with caplog.at_level(logging.WARNING):
+        load(root)
+    assert "labels.csv: not read as the labels CSV (its fields are separated by ';', not ',')" in caplog.text

@@ -348,6 +348,13 @@ def _find_source(root: Path, cfg: DataConfig) -> tuple[str, Path]:
     if len(meant) == 1:
         logger.warning("%s: not read as the labels CSV (%s); reading %s as class folders", meant[0][0], meant[0][1], root)
     if subdirs:
+        unused = [p for p in sorted(root.glob("*.csv")) if not is_hidden(p)]
+        if len(csvs) > 1:
+            logger.warning("%s: %d CSV files look like labels (%s), so none was read; reading %s as class folders (choose one with --csv)",
+                           root, len(csvs), ", ".join(p.name for p in csvs), root)
+        elif unused and not meant:
+            for p in unused:
+                logger.warning("%s: not read as the labels CSV (%s); reading %s as class folders", p, _why_not_labels(p, cfg), root)
         return "folders", root
     npzs = [p for p in sorted(root.glob("*.npz")) if not is_hidden(p)]
     if len(npzs) == 1:
@@ -356,6 +363,19 @@ def _find_source(root: Path, cfg: DataConfig) -> tuple[str, Path]:
     if len(others) == 1:  # its header lacks the label columns: reading it names them
         return "csv", others[0]
     raise DatasetError(f"{root}: no split folders, class subfolders, labels CSV or NPZ file found")
+
+
+def _why_not_labels(path: Path, cfg: DataConfig) -> str:
+    """Why a CSV beside class folders was not taken as the labels file (one phrase)."""
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace") as fh:
+            line = fh.readline().strip()
+    except OSError as exc:
+        return f"cannot be read: {exc.strerror or exc}"
+    if ";" in line and "," not in line:
+        return "its fields are separated by ';', not ','"
+    return (f"its columns are {line[:120]!r}; a labels CSV needs {cfg.csv_path_column!r} and {cfg.csv_label_column!r} "
+            "(or data.csv_path_column / data.csv_label_column in a train --config)")
 
 
 def _meant_as_labels(path: Path, cfg: DataConfig) -> str | None:
