@@ -556,3 +556,13 @@ def test_a_csv_beside_class_folders_that_is_not_read_says_why(tmp_path: Path, ma
     with caplog.at_level(logging.WARNING):
         load(root)
     assert "labels.csv: not read as the labels CSV (its fields are separated by ';', not ',')" in caplog.text
+
+
+def test_a_folder_of_datasets_read_as_classes_is_warned_about(tmp_path: Path, make_dataset, caplog) -> None:
+    parent = tmp_path / "downloads"
+    parent.mkdir()
+    shutil.copytree(make_dataset("flat", n_per_class=3), parent / "first")
+    shutil.copytree(make_dataset("flat", n_per_class=3, class_names=("a", "b")), parent / "second")
+    with caplog.at_level(logging.WARNING):
+        load(parent)
+    assert "class 'first' gathers its" in caplog.text and "point --data at" in caplog.text

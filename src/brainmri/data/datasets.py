@@ -115,6 +115,11 @@ def _list_class_folders(folder: Path, skipped: Counter) -> dict[str, list[Path]]
             else:
                 files.append(f)
         classes[sub.name] = files
+        inner = sorted({f.relative_to(sub).parts[0] for f in files if len(f.relative_to(sub).parts) > 1})
+        if len(inner) >= 2:  # e.g. --data one level too high: whole datasets (or their classes) read as one class each
+            logger.warning("%s: class '%s' gathers its %d images from %d subfolders (%s%s): if those are classes or splits, "
+                           "point --data at %s instead", sub, sub.name, len(files), len(inner), ", ".join(inner[:4]),
+                           ", ..." if len(inner) > 4 else "", sub)
     return classes
 
 
