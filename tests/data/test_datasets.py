@@ -566,3 +566,15 @@ def test_a_folder_of_datasets_read_as_classes_is_warned_about(tmp_path: Path, ma
     with caplog.at_level(logging.WARNING):
         load(parent)
     assert "class 'first' gathers its" in caplog.text and "point --data at" in caplog.text
+
+
+def test_a_relative_root_through_dot_dot_reads(tmp_path: Path, make_dataset, monkeypatch) -> None:
+    """``../shared/datasets/...`` as the README writes it: '..' is no hidden folder."""
+    import os
+
+    root = make_dataset("split", n_per_class=3)
+    here = tmp_path / "elsewhere" / "deeper"
+    here.mkdir(parents=True)
+    monkeypatch.chdir(here)
+    index = load(Path(os.path.relpath(root, here)))
+    assert len(index.samples) > 0 and index.class_names == ["glioma", "meningioma", "notumor", "pituitary"]

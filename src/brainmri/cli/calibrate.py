@@ -77,6 +77,9 @@ def run(args) -> int:
             raise ConfigError(f"{cfg.root}: has a training split but no validation split; choose the images to fit on with --split")
         carved = split == "val" and not index.official_split
     own = _judged_or_learned(meta, index, split, args.data)
+    from brainmri.data.datasets import data_fingerprint
+
+    own_val = split == "val" and bool((meta.data or {}).get("fingerprint")) and meta.data["fingerprint"] == data_fingerprint(index)
     if own:
         raise ConfigError(f"--split {split}: {own}; " + (
             "its training images are what the model learned (over-confident there), so a temperature fitted on them would be too sharp"
@@ -118,9 +121,12 @@ def run(args) -> int:
     before = expected_calibration_error(calibrated_probs(preds.logits, old), preds.labels)
     print(f"temperature {old.get('temperature', 1.0):.3f} -> {cal['temperature']:.3f}; ECE on these images {before:.4f} with the checkpoint's "
           f"calibration -> {cal.get('ece_after_temperature', cal['ece_after']):.4f} with the new temperature (T=1: {cal['ece_before']:.4f})")
-    if before < cal.get("ece_after_temperature", cal["ece_after"]):
+    if own_val:
+        print("note: these are the checkpoint's own validation images, where its temperature was fitted: the fit reproduces it")
+    elif cal.get("ece_after_temperature", cal["ece_after"]) > before + 0.001:
         print("note: the new temperature is the best fit of the log-loss on these images, yet its ECE here is higher than the "
-              "checkpoint's: with few images ECE is noisy; the checkpoint's calibration may serve these scans as well")
+              "checkpoint's" + (": with few images ECE is noisy" if n < FEW_IMAGES else " (log-loss and ECE weigh errors differently)")
+              + "; the checkpoint's calibration may serve these scans as well")
     print(f"top-label scaling: {'kept' if check['kept'] else 'not kept'} ({check['reason'].replace('validation images', 'images')})"
           + (f"; ECE -> {cal['ece_after']:.4f}" if check["kept"] else ""))
     print(f"wrote {out} (weights, classes, preprocessing and OOD guard unchanged; predictions unchanged)")

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from brainmri.config import SPLITS, DataConfig
-from brainmri.data.io import is_hidden, is_image_name
+from brainmri.data.io import is_hidden, is_hidden_below, is_image_name
 from brainmri.data.presets import map_class, resolve_classes
 from brainmri.data.sources import SPLIT_ALIASES, RawSample, read_csv_labels, read_npz, sniff_csv
 from brainmri.errors import ConfigError, DatasetError
@@ -108,7 +108,7 @@ def _list_class_folders(folder: Path, skipped: Counter) -> dict[str, list[Path]]
         for f in sorted(sub.rglob("*")):
             if f.is_dir():
                 continue
-            if is_hidden(f.relative_to(sub)):  # every folder below the class folder (__MACOSX/sub/x.jpg too)
+            if is_hidden_below(f, sub):  # every folder below the class folder (__MACOSX/sub/x.jpg too)
                 skipped["hidden"] += 1
             elif not is_image_name(f):
                 skipped["not_image"] += 1
@@ -137,7 +137,7 @@ def _split_dirs(root: Path) -> dict[str, Path]:
 def _what_is_there(folder: Path) -> str:
     """For a class folder without images: what it holds instead (e.g. DICOM files, which the
     dataset reader does not take)."""
-    kinds = Counter(f.suffix.lower() or "(no extension)" for f in folder.rglob("*") if f.is_file() and not is_hidden(f.relative_to(folder)))
+    kinds = Counter(f.suffix.lower() or "(no extension)" for f in folder.rglob("*") if f.is_file() and not is_hidden_below(f, folder))
     if not kinds:
         return ""
     listed = ", ".join(f"{n} {k}" for k, n in kinds.most_common(3))

@@ -26,13 +26,22 @@ DEFAULT_MAX_PIXELS = 50_000_000
 LITTER_FOLDERS = ("__MACOSX", "@eaDir")  # macOS archive forks, Synology thumbnails
 
 
+def _litter(part: str) -> bool:
+    return (part.startswith(".") and part not in (".", "..")) or part in LITTER_FOLDERS
+
+
 def is_hidden(path: str | Path) -> bool:
-    """True for dot-files and OS litter (.DS_Store, Thumbs.db, __MACOSX, @eaDir). Every part of
-    ``path`` counts: give it relative to the dataset folder to test every folder inside it (an
-    absolute path: its last two parts only, so a dataset under a dot-folder still reads)."""
+    """True for dot-files and OS litter (.DS_Store, Thumbs.db, __MACOSX, @eaDir): the file or
+    the folder holding it (its last two parts; :func:`is_hidden_below` tests every folder)."""
     p = Path(path)
-    parts = p.parts if not p.is_absolute() else p.parts[-2:]
-    return any(part.startswith(".") or part in LITTER_FOLDERS for part in parts) or p.name == "Thumbs.db"
+    return any(_litter(part) for part in p.parts[-2:]) or p.name == "Thumbs.db"
+
+
+def is_hidden_below(path: str | Path, root: str | Path) -> bool:
+    """:func:`is_hidden` for every folder between ``root`` and ``path`` (``__MACOSX/sub/x.jpg``
+    inside a class folder too); ``root``'s own place does not count (a dataset under ``~/.data``)."""
+    rel = Path(path).relative_to(root)
+    return any(_litter(part) for part in rel.parts) or rel.name == "Thumbs.db"
 
 
 def is_image_name(path: str | Path) -> bool:
@@ -42,7 +51,7 @@ def is_image_name(path: str | Path) -> bool:
 def image_files(root: str | Path) -> list[Path]:
     """Every image file below ``root`` (any depth), sorted, without hidden files and OS litter."""
     root = Path(root)
-    return sorted(f for f in root.rglob("*") if f.is_file() and is_image_name(f) and not is_hidden(f.relative_to(root)))
+    return sorted(f for f in root.rglob("*") if f.is_file() and is_image_name(f) and not is_hidden_below(f, root))
 
 
 HIGH_DEPTH_WINDOW = (0.1, 99.9)  # percentiles mapped to 0 / 255 for 16-bit and float rasters
