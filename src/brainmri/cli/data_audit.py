@@ -101,7 +101,8 @@ def run_audit(args: argparse.Namespace) -> int:
         key = "closest_pairs" if args.montage_select == "closest" else "borderline_pairs"
         title = ("Closest" if args.montage_select == "closest" else f"Borderline (largest distance <= {args.threshold})")
         path = write_montage(index, report["cross_split"][key], montage, args.montage_pairs,
-                             title=f"{title} test-train pairs (pHash Hamming distance d of 256 bits)")
+                             title=f"{title} test-train pairs (pHash Hamming distance d of 256 bits; near-duplicate: d <= {args.threshold})",
+                             threshold=args.threshold)
         print(f"montage: {path}")
     print(f"done in {time.perf_counter() - start:.1f} s")
     return 0

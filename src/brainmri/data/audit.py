@@ -256,9 +256,12 @@ def _load_gray(index: DatasetIndex, key: str) -> np.ndarray:
 def write_montage(
     index: DatasetIndex, pairs: Sequence[dict], out: str | Path, max_pairs: int = 12,
     title: str = "Closest cross-split pairs (pHash Hamming distance d of 256 bits)",
+    threshold: int | None = None,
 ) -> Path:
     """Draw pairs (``a``/``b`` keys as in ``report["cross_split"]["closest_pairs"]``) side by side,
-    two pairs per row, each image titled with split, label, short path, and the pair's distance.
+    two pairs per row, each image titled with split, label, short path, and the pair's distance;
+    with ``threshold``, a pair farther apart is marked "not a near-duplicate" (the closest pairs
+    of a clean set are different scans).
 
     Returns:
         The PNG path written.
@@ -278,8 +281,9 @@ def write_montage(
                 ax.imshow(_load_gray(index, p[side]), cmap="gray", vmin=0, vmax=255)
             except Exception as exc:  # noqa: BLE001 - the montage shows what it cannot read
                 ax.text(0.5, 0.5, f"unreadable:\n{exc}", ha="center", va="center", fontsize=7, wrap=True)
-            head = f"d={p['distance']}  " if side == "a" else ""
-            ax.set_title(f"{head}{p[side + '_split']}/{p[side + '_label']}\n{_short(p[side], 2)}", fontsize=8)
+            far = threshold is not None and p["distance"] > threshold
+            head = (f"d={p['distance']}" + (f" > {threshold}: not a near-duplicate  " if far else "  ")) if side == "a" else ""
+            ax.set_title(f"{head}{p[side + '_split']}/{p[side + '_label']}\n{_short(p[side], 2)}", fontsize=8, color="gray" if far else "black")
     if not pairs:
         axes[0, 0].text(0, 0.5, "no cross-split pairs", fontsize=12)
     fig.suptitle(title, fontsize=11)
