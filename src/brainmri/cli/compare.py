@@ -1,10 +1,10 @@
 """``brainmri compare``: train several backbones on the same split and tabulate them (seed 004)."""
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
+from brainmri.cli.helpfmt import DefaultsHelp
 from brainmri.errors import ConfigError
 
 
@@ -17,7 +17,7 @@ def register(subparsers) -> None:
             "OUT/compare.md, OUT/compare.json and OUT/compare.png (accuracy and macro F1 with 95% bootstrap intervals, "
             "parameters, training images/s, inference ms per image). For research use only; not a medical device."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelp,
     )
     p.add_argument("--data", required=True, help="dataset folder (split folders, class folders), CSV folder or NPZ")
     p.add_argument("--models", required=True, help="comma-separated model names, e.g. resnet18,efficientnet_b0,seed003_cnn")

@@ -10,6 +10,7 @@ import logging
 import time
 from pathlib import Path
 
+from brainmri.cli.helpfmt import DefaultsHelp
 from brainmri.cli.outputs import check_distinct_outputs, check_output_file
 from brainmri.config import DataConfig
 from brainmri.errors import ConfigError
@@ -118,7 +119,7 @@ def register(subparsers) -> None:
         "exact duplicates (file bytes and decoded pixels), near-duplicates by 256-bit perceptual hash within "
         "and across splits, test images with a near-duplicate in train/val, and near-duplicates with "
         "different labels. Hashes are cached per file.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelp,
     )
     p.add_argument("root", metavar="DIR", help="dataset folder (split or class folders), CSV or NPZ file")
     p.add_argument("--json", metavar="OUT", help="write the full report as JSON")

@@ -6,12 +6,12 @@ Grad-CAM, and writes the self-contained HTML report.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
 
 import brainmri
+from brainmri.cli.helpfmt import DefaultsHelp
 
 
 def register(subparsers) -> None:
@@ -19,7 +19,7 @@ def register(subparsers) -> None:
         "demo",
         help="end-to-end demo on synthetic phantoms (about a minute on CPU)",
         description=__doc__,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelp,
     )
     p.add_argument("--out", default="demo_out", help="output folder")
     p.add_argument("--epochs", type=int, default=14, help="training epochs")

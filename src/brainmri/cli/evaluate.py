@@ -2,10 +2,9 @@
 an HTML report for one checkpoint on one dataset split."""
 from __future__ import annotations
 
-import argparse
 import logging
-from pathlib import Path
 
+from brainmri.cli.helpfmt import DefaultsHelp
 from brainmri.errors import DatasetError
 
 log = logging.getLogger(__name__)
@@ -24,7 +23,7 @@ def register(subparsers) -> None:
             "classes it lacks are named and left out of the macro averages; the checkpoint's own training folder is carved as in "
             "training. For research use only; not a medical device."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelp,
     )
     p.add_argument("checkpoint", help="brainmri .safetensors checkpoint")
     p.add_argument("--data", required=True, help="dataset folder (split folders, class folders), CSV folder or NPZ file")

@@ -2,13 +2,13 @@
 faithfulness table to compare CAM methods."""
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from brainmri.cli.helpfmt import DefaultsHelp
 from brainmri.errors import BrainMRIError, ConfigError
 
 
@@ -29,7 +29,7 @@ def register(subparsers) -> None:
             "A heat map is not a segmentation and not a diagnosis. "
             "For research use only; not a medical device."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelp,
     )
     p.add_argument("checkpoint", help="brainmri .safetensors checkpoint")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG/JPEG/BMP/TIFF, DICOM, NIfTI), folders or glob patterns")

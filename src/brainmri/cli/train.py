@@ -1,11 +1,11 @@
 """``brainmri train``: train a classifier (YAML config and/or flags; flags override YAML)."""
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
+from brainmri.cli.helpfmt import DefaultsHelp
 from brainmri.config import RunConfig, apply_overrides, load_run_config, validate
 from brainmri.models import MODEL_ZOO, default_image_size
 
@@ -54,7 +54,7 @@ def register(subparsers) -> None:
         "train",
         help="train a classifier",
         description="Train a classifier on Lightning. Settings come from dataclass defaults, then --config YAML, then flags.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelp,
     )
     p.add_argument("--config", help="YAML run config (sections data/preprocess/augment/model/train)")
     for flag, (_, typ, help_) in FLAGS.items():

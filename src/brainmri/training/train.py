@@ -17,7 +17,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import yaml
 
@@ -30,7 +29,7 @@ from torch.utils.data import DataLoader
 from brainmri.checkpoint import CheckpointMeta, atomic_write_bytes, library_versions, load_checkpoint, save_checkpoint
 from brainmri.config import RunConfig, to_dict, validate
 from brainmri.data.cache import resolve_cache_dir
-from brainmri.data.datasets import DatasetIndex, data_fingerprint, load_dataset
+from brainmri.data.datasets import data_fingerprint, load_dataset
 from brainmri.data.sampling import ResumableRandomSampler, balanced_sampler
 from brainmri.data.torchdata import ImageDataset, PreparedImages, ResumableLoader
 from brainmri.errors import BrainMRIError, CheckpointError, ConfigError
