@@ -16,18 +16,16 @@ from brainmri.errors import ConfigError, DatasetError
 FEW_IMAGES = 200  # below this the fit is rough (said in the output)
 
 
-def _judged_or_learned(meta, index, split: str, data) -> str | None:
-    """Why the images to fit on are the checkpoint's own training or test images, or None. Told by
-    the recorded dataset fingerprint (any path, the bundled model too), the recorded root, or the
-    split's class counts equal to the recorded ones (a copy of its Testing folder alone)."""
-    from brainmri.data.datasets import data_fingerprint
+def _judged_or_learned(meta, index, split: str, data, same_data: bool) -> tuple[str, str] | None:
+    """``(which, why)`` when the images to fit on are the checkpoint's own training or test images
+    (``which``: train | test), else None. Told by ``same_data`` (the recorded dataset fingerprint
+    matches: any path, the bundled model too), the recorded root, or the split's class counts
+    equal to the recorded ones (a copy of its Testing folder alone)."""
     from brainmri.evaluation.evaluate import _same_path
 
     recorded = meta.data or {}
-    same = (recorded.get("fingerprint") and recorded["fingerprint"] == data_fingerprint(index)) or (
-        recorded.get("root") and _same_path(recorded["root"], data))
-    if same and split in ("train", "test"):
-        return f"{data} is the dataset this checkpoint was trained on"
+    if split in ("train", "test") and (same_data or (recorded.get("root") and _same_path(recorded["root"], data))):
+        return split, f"{data} is the dataset this checkpoint was trained on"
     counts = {}
     for sample in index.split(split):
         name = index.class_names[sample.label]
@@ -35,8 +33,8 @@ def _judged_or_learned(meta, index, split: str, data) -> str | None:
     for which in ("train", "test"):
         mine = (recorded.get("counts") or {}).get(which)
         if mine and counts == {k: v for k, v in mine.items() if v}:
-            return (f"split '{split}' of {data} has exactly the class counts of this checkpoint's own {which} split "
-                    f"({', '.join(f'{k} {v}' for k, v in counts.items())}): it looks like a copy of it")
+            return which, (f"split '{split}' of {data} has exactly the class counts of this checkpoint's own {which} split "
+                           f"({', '.join(f'{k} {v}' for k, v in counts.items())}): it looks like a copy of it")
     return None
 
 
@@ -45,6 +43,7 @@ def run(args) -> int:
 
     from brainmri.checkpoint import load_checkpoint, looks_like_onnx, save_checkpoint
     from brainmri.cli.outputs import OutputPathError, check_output_file
+    from brainmri.data.datasets import data_fingerprint
     from brainmri.errors import CheckpointError
     from brainmri.evaluation.calibration import MIN_CALIBRATION_IMAGES, T_MAX, T_MIN, calibrated_probs, expected_calibration_error, fit_calibration
     from brainmri.evaluation.evaluate import SPLIT_NAMES, _load_index, data_config_for, predict_split
@@ -76,15 +75,15 @@ def run(args) -> int:
         if split == "test" and index.split("train"):
             raise ConfigError(f"{cfg.root}: has a training split but no validation split; choose the images to fit on with --split")
         carved = split == "val" and not index.official_split
-    own = _judged_or_learned(meta, index, split, args.data)
-    from brainmri.data.datasets import data_fingerprint
-
-    own_val = split == "val" and bool((meta.data or {}).get("fingerprint")) and meta.data["fingerprint"] == data_fingerprint(index)
+    same_data = (meta.data or {}).get("fingerprint") == data_fingerprint(index)  # the listing it was trained on, wherever it lies
+    own = _judged_or_learned(meta, index, split, args.data, same_data)
     if own:
-        raise ConfigError(f"--split {split}: {own}; " + (
+        which, why = own
+        raise ConfigError((f"--split {split}: " if args.split else f"{cfg.root}: ") + f"{why}; " + (
             "its training images are what the model learned (over-confident there), so a temperature fitted on them would be too sharp"
-            if split == "train" or "own train" in own else "its test split is what the model is judged on; fitting there would make the "
+            if which == "train" else "its test split is what the model is judged on; fitting there would make the "
             "judged calibration look better than it is") + "; fit on --split val (the default), or on a site's own scans")
+    own_val = split == "val" and same_data
     if note and note.startswith("WARNING"):
         print(note)
     preds = predict_split(model, meta, index, split, args.batch_size)
