@@ -59,6 +59,12 @@ def _stem(path: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip(".") or "image"
 
 
+def _where(path: str, name: str) -> str:
+    """An output name traced to its input: ``scan.png``, or ``vol.nii.gz (slice074)``."""
+    stem = _stem(path)
+    return str(path) if name == stem else f"{path} ({name[len(stem) + 1:]})"
+
+
 def _items(path: str, decoded) -> list[tuple[str, np.ndarray]]:
     """(name, gray uint8) per 2-D image or volume slice of a decoded input."""
     stem = _stem(path)
@@ -155,12 +161,11 @@ def run(args) -> int:
     from brainmri.checkpoint import load_checkpoint
     from brainmri.evaluation.plots import explanation_png
     from brainmri.explain.cam import check_target_layer, explain, heatmap_rgb, resolve_class
-    from brainmri.inference.classifier import Classifier, TorchRunner
+    from brainmri.cli.predict import expand_inputs
     from brainmri.explain.methods import CLASS_AGNOSTIC
+    from brainmri.inference.classifier import Classifier, TorchRunner
     from brainmri.inference.inputs import decode_path
     from brainmri.outputs import write_json, write_output
-
-    from brainmri.cli.predict import expand_inputs
 
     method, methods = _check_args(args)
     files, missing = expand_inputs(args.images)
@@ -196,9 +201,8 @@ def run(args) -> int:
             failed += 1
             continue
         for (name, gray), (ood, reason) in zip(_items(path, decoded), _ood_per_image(pred)):
-            where = path if name == _stem(path) else f"{path} ({name[len(_stem(path)) + 1:]})"
             if ood:  # no heat map for what predict refuses to label (as the service: no overlay)
-                print(f"{where}: out of distribution: {reason}; no heat map written")
+                print(f"{_where(path, name)}: out of distribution: {reason}; no heat map written")
             else:
                 items.append((path, name, gray))
     out = Path(args.out)
@@ -214,11 +218,10 @@ def run(args) -> int:
         write_output(out / f"{name}_heatmap.png", _png_bytes(heatmap_rgb(res.heatmap)))
         write_output(out / f"{name}_overlay.png", _png_bytes(res.overlay))
         target = f"{method}{agnostic}" if agnostic else f"{method} for {res.target_class} ({res.target_prob:.2f})"
-        title = f"{Path(path).name}{stem[len(_stem(path)):]} · predicted {res.predicted_class} ({res.prob:.2f}) · {target}"
+        title = f"{_where(Path(path).name, stem)} · predicted {res.predicted_class} ({res.prob:.2f}) · {target}"
         write_output(out / f"{name}_explanation.png", explanation_png(gray, res.heatmap, res.overlay, title))
         map_for = f"{method} map{agnostic}" if agnostic else f"{method} map for {res.target_class}"
-        where = path if stem == _stem(path) else f"{path} ({stem[len(_stem(path)) + 1:]})"
-        print(f"{where}: predicted {res.predicted_class} (p={res.prob:.3f}); {map_for} -> {out / name}_{{original,heatmap,overlay,explanation}}.png")
+        print(f"{_where(path, stem)}: predicted {res.predicted_class} (p={res.prob:.3f}); {map_for} -> {out / name}_{{original,heatmap,overlay,explanation}}.png")
     if args.compare_methods and items:
         from brainmri.explain.faithfulness import faithfulness_scores, format_table
 
