@@ -578,3 +578,35 @@ def test_a_relative_root_through_dot_dot_reads(tmp_path: Path, make_dataset, mon
     monkeypatch.chdir(here)
     index = load(Path(os.path.relpath(root, here)))
     assert len(index.samples) > 0 and index.class_names == ["glioma", "meningioma", "notumor", "pituitary"]
+
+
+def test_csv_paths_written_on_windows_or_a_mac_are_found(tmp_path: Path) -> None:
+    """Backslash separators (a CSV exported on Windows) and decomposed (NFD) names as macOS
+    stores them: the files exist, so they are found."""
+    import unicodedata
+
+    from PIL import Image
+
+    from brainmri.data.synthetic import make_phantom
+
+    folder = tmp_path / "Brain Tumor"
+    folder.mkdir()
+    rows = ["Image,Class"]
+    for i in range(8):
+        name = unicodedata.normalize("NFD", f"Schädel_{i}.png") if i % 2 else f"scan_{i}.png"
+        Image.fromarray(make_phantom(i % 2, 32, np.random.default_rng(i))).save(folder / name)
+        listed = unicodedata.normalize("NFC", name)
+        rows.append(f"Brain Tumor\\{listed},{i % 2}")
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    index = load(tmp_path)
+    assert len(index.samples) == 8
+
+
+def test_a_stray_csv_label_is_warned_about(make_dataset, caplog) -> None:
+    root = make_dataset("csv", n_per_class=30, class_names=("x", "y"))
+    lines = (root / "labels.csv").read_text().splitlines()
+    lines[3] = lines[3].rsplit(",", 1)[0] + ",7"
+    (root / "labels.csv").write_text("\n".join(lines) + "\n")
+    with caplog.at_level(logging.WARNING):
+        load(root)
+    assert "class '7' has only 1 image(s)" in caplog.text and "a typo in the labels?" in caplog.text

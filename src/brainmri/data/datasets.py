@@ -227,6 +227,14 @@ def _resolve_labels(
             kind = "folder class" if not coded else "label"
             raise DatasetError(f"{r.where}: {kind} {n!r} is not one of the configured classes {class_names} (set data.class_map or data.preset)")
         labels.append(index[n])
+    if fixed is None and coded and labels:  # labels read from a table: a stray value makes a class of its own
+        sizes = Counter(labels)
+        largest = max(sizes.values())
+        for i, n in sorted(sizes.items()):
+            if n <= 2 and n < 0.1 * largest:
+                first = next(r.where for r, lab in zip(records, labels) if lab == i)
+                logger.warning("class '%s' has only %d image(s) (%s) against %d for the largest: a typo in the labels? "
+                               "(data.class_names fixes the classes)", class_names[i], n, first, largest)
     present = set(labels)
     for i, c in enumerate(class_names):
         if i not in present and not allow_absent:

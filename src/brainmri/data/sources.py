@@ -79,6 +79,19 @@ class _FileFinder:
                 self._by_stem[f.stem].append(f)
 
     def find(self, ref: str) -> list[Path]:
+        """The file a CSV row names; also when it was written on Windows (``Brain Tumor\\Image1.jpg``)
+        or names a file macOS stores decomposed (NFD) in its composed form, or the reverse."""
+        import unicodedata
+
+        forms = dict.fromkeys(unicodedata.normalize(form, r) for r in dict.fromkeys((ref, ref.replace("\\", "/")))
+                              for form in ("NFC", "NFD"))
+        for variant in (ref, *forms):
+            found = self._find(variant)
+            if found:
+                return found
+        return []
+
+    def _find(self, ref: str) -> list[Path]:
         rel = Path(ref)
         if rel.is_absolute():
             return [rel] if rel.is_file() else []
