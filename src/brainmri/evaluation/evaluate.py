@@ -344,7 +344,7 @@ def ood_screen(preds: SplitPredictions, meta, arrays=None) -> list[tuple[int, st
     """(position, reason) of each scored image that ``predict`` and the service would refuse as
     out of distribution: the same guard (:func:`brainmri.inference.ood.check_ood`) on the same
     original decode and logits. Evaluation still scores them; this says which they are."""
-    from brainmri.data.io import as_gray_uint8, read_image
+    from brainmri.data.io import as_gray_uint8, decode_image_bytes
     from brainmri.inference.ood import check_ood, colorfulness_of_source
 
     if (meta.ood or {}).get("enabled", True) is False:
@@ -355,7 +355,8 @@ def ood_screen(preds: SplitPredictions, meta, arrays=None) -> list[tuple[int, st
             if sample.index is not None and arrays is not None:
                 raw, colour = as_gray_uint8(arrays[sample.index], sample.path), None
             else:
-                raw, colour = read_image(sample.path), colorfulness_of_source(sample.path)
+                data = Path(sample.path).read_bytes()  # one read for the gray decode and the colour check
+                raw, colour = decode_image_bytes(data, sample.path), colorfulness_of_source(data)
         except Exception:  # noqa: BLE001 - it was read once already; a second failure only skips the screen
             continue
         ood, reason = check_ood(raw, preds.logits[i], meta.ood, colour)
