@@ -70,3 +70,19 @@ def make_dataset(tmp_path: Path) -> Callable[..., Path]:
         return make_phantom_dataset(tmp_path / f"ds{next(counter)}_{layout}", layout=layout, **kwargs)
 
     return _make
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture) -> Callable[..., tuple[int, str]]:
+    """``cli("predict", ...) -> (exit code, stdout + stderr + log text)``; fails on a traceback."""
+    from brainmri.cli.main import main
+
+    def run(*argv: str) -> tuple[int, str]:
+        caplog.clear()
+        code = main([str(a) for a in argv])
+        out = capsys.readouterr()
+        text = out.out + out.err + caplog.text
+        assert "Traceback" not in text, text
+        assert "internal error" not in text, text
+        return code, text
+
+    return run

@@ -321,6 +321,16 @@ def apply_overrides(cfg: Any, overrides: dict[str, Any]) -> Any:
     return cfg
 
 
+def apply_data_options(cfg: "DataConfig", options: dict[str, Any] | None) -> "DataConfig":
+    """Set ``{field: value}`` on a DataConfig (e.g. the labels-file flags: ``csv_path_column``...);
+    returns it."""
+    for field_name, value in (options or {}).items():
+        if not hasattr(cfg, field_name):
+            raise ConfigError(f"unknown config field data.{field_name}")
+        setattr(cfg, field_name, value)
+    return cfg
+
+
 def _choice(value: Any, name: str, choices: tuple) -> None:
     if value not in choices:  # None is written null in YAML
         raise ConfigError(f"{name}={value!r} is not valid; choose one of: {', '.join('null' if c is None else str(c) for c in choices)}")

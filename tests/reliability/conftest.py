@@ -22,25 +22,9 @@ def ckpt32(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tiny_checkpoint(tmp_path_factory.mktemp("rel_ckpt") / "tiny32.safetensors")
 
 
+
 @pytest.fixture(scope="session")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Case]]:
     """Folder holding every corpus file; read-only."""
     folder = tmp_path_factory.mktemp("rel_corpus")
     return folder, write_corpus(folder)
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture) -> Callable[..., tuple[int, str]]:
-    """``cli("predict", ...) -> (exit code, stdout + stderr + log text)``; fails on a traceback."""
-    from brainmri.cli.main import main
-
-    def run(*argv: str) -> tuple[int, str]:
-        caplog.clear()
-        code = main([str(a) for a in argv])
-        out = capsys.readouterr()
-        text = out.out + out.err + caplog.text
-        assert "Traceback" not in text, text
-        assert "internal error" not in text, text
-        return code, text
-
-    return run

@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import brainmri
+from brainmri.cli.labelopts import add_label_flags, label_options
+from brainmri.config import apply_data_options
 from brainmri.errors import ConfigError, DatasetError
 
 FEW_IMAGES = 200  # below this the fit is rough (said in the output)
@@ -61,7 +63,7 @@ def run(args) -> int:
     if out.exists() and not args.force:
         raise OutputPathError(f"-o {out}: the file exists; pass --force to replace it")
     model, meta = load_checkpoint(src)
-    cfg = data_config_for(meta, args.data, src, args.preset)
+    cfg = apply_data_options(data_config_for(meta, args.data, src, args.preset), label_options(args))
     try:
         index, note = _load_index(meta, args.data, cfg, src)
     except DatasetError as exc:  # calibrate takes no class map: say what to do instead of naming a config field
@@ -154,4 +156,5 @@ def register(subparsers) -> None:
     p.add_argument("--out", "-o", required=True, help="the recalibrated checkpoint to write (never the input)")
     p.add_argument("--force", action="store_true", help="replace an existing -o file")
     p.add_argument("--batch-size", type=int, default=64)
+    add_label_flags(p)
     p.set_defaults(func=run)

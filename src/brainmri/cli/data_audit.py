@@ -12,7 +12,8 @@ from pathlib import Path
 
 from brainmri.cli.helpfmt import DefaultsHelp
 from brainmri.cli.outputs import check_distinct_outputs, check_output_file
-from brainmri.config import DataConfig
+from brainmri.cli.labelopts import add_label_flags, label_options
+from brainmri.config import DataConfig, apply_data_options
 from brainmri.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ def _data_config(args: argparse.Namespace) -> DataConfig:
     cfg = DataConfig(root=args.root, preset=args.preset)
     if args.csv:
         cfg.csv = args.csv
-    return cfg
+    return apply_data_options(cfg, label_options(args))
 
 
 def _top(counts: dict, n: int = 5) -> str:
@@ -134,4 +135,5 @@ def register(subparsers) -> None:
     p.add_argument("--csv", help="CSV mapping image paths to labels (relative to DIR)")
     p.add_argument("--cache-dir", help="hash cache folder (default: $BRAINMRI_CACHE/hashes or ~/.cache/brainmri/hashes)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the hash cache")
+    add_label_flags(p)
     p.set_defaults(func=run_audit)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from brainmri.config import DataConfig, PreprocessConfig
+from brainmri.cli.labelopts import add_label_flags, label_options
+from brainmri.config import DataConfig, PreprocessConfig, apply_data_options
 from brainmri.data.presets import PRESETS
 from brainmri.data.synthetic import FORMATS, LAYOUTS, TUMOR4
 from brainmri.errors import ConfigError
@@ -27,7 +28,7 @@ def _data_config(args: argparse.Namespace) -> DataConfig:
         raise ConfigError(f"--preset={args.preset!r} is not valid; choose one of: {', '.join(PRESETS)}")
     if getattr(args, "csv", None):
         cfg.csv = args.csv
-    return cfg
+    return apply_data_options(cfg, label_options(args))
 
 
 def run_synth(args: argparse.Namespace) -> int:
@@ -120,6 +121,7 @@ def _add_source_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default=None, help=f"class preset: {', '.join(PRESETS)}")
     p.add_argument("--csv", default=None, help="labels CSV (columns Image, Class) for a folder of images")
     p.add_argument("--seed", type=int, default=42, help="seed for carving missing splits (default 42)")
+    add_label_flags(p)
 
 
 def register(subparsers) -> None:

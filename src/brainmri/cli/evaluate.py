@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from brainmri.cli.helpfmt import DefaultsHelp
+from brainmri.cli.labelopts import add_label_flags, label_options
 from brainmri.errors import DatasetError
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ def register(subparsers) -> None:
                    help="with --tumor-presence: leave out the images the checkpoint was trained on (its data.extra_train files, matched by name and, for checkpoints that record them, by perceptual hash: renamed or re-encoded copies too)")
     p.add_argument("--axis", default=None, help="with --tumor-presence on a NIfTI volume: slicing axis (default axial)")
     p.add_argument("--slices", default=None, help="with --tumor-presence on a NIfTI volume: slices (middle, middle:K, all, A:B[:STEP], N; default middle:80)")
+    add_label_flags(p)
     p.set_defaults(func=run)
 
 
@@ -147,7 +149,8 @@ def run(args) -> int:
 
         presence = evaluate_tumor_presence(args.checkpoint, args.data, args.assume_label, cache_dir, args.batch_size,
                                            exclude_seen=args.exclude_seen, threshold=args.leak_threshold, axis=args.axis or "axial",
-                                           slices=args.slices or "middle:80", exclude_trained=args.exclude_trained)
+                                           slices=args.slices or "middle:80", exclude_trained=args.exclude_trained,
+                                           data_options=label_options(args))
         print("\n".join(presence_lines(presence)))
         if args.json_out:
             write_json(presence, args.json_out)
@@ -157,7 +160,7 @@ def run(args) -> int:
         result = evaluate_checkpoint(
             args.checkpoint, args.data, split=args.split, preset=args.preset, batch_size=args.batch_size, tta=args.tta,
             leak_threshold=args.leak_threshold, all_splits=args.all_splits, n_boot=args.bootstrap, report=args.report,
-            json_out=args.json_out, explain_method=args.explain_method, cache_dir=cache_dir,
+            json_out=args.json_out, explain_method=args.explain_method, cache_dir=cache_dir, data_options=label_options(args),
         )
     except DatasetError as exc:
         text = str(exc)

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from brainmri.cli.helpfmt import DefaultsHelp
+from brainmri.cli.labelopts import LABEL_FLAGS, label_type
 from brainmri.config import RunConfig, apply_overrides, load_run_config, validate
 from brainmri.models import MODEL_ZOO, default_image_size
 
@@ -47,6 +48,8 @@ FLAGS = {
     "--run-name": ("train.run_name", str, "run directory name (default: a timestamped one); an existing run there is refused without --overwrite"),
     "--max-train-batches": ("train.max_train_batches", int, "limit batches per epoch, >= 1 (smoke tests)"),
 }
+# a labels CSV's / NPZ's column, array and label names, as evaluate, calibrate and data take them
+FLAGS.update({flag: (f"data.{field}", label_type(flag), help_) for flag, (field, _, help_) in LABEL_FLAGS.items()})
 
 
 def register(subparsers) -> None:

@@ -181,7 +181,7 @@ def _decode_label(r: RawSample, label_names: dict[str, str], codes: list[str] | 
     if label_names:
         key = raw if raw in label_names or not _is_int(raw) else str(int(float(raw)))
         if key not in label_names:
-            raise DatasetError(f"{r.where}: unknown label {raw!r} (data.csv_label_names has: {', '.join(label_names)})")
+            raise DatasetError(f"{r.where}: unknown label {raw!r} (--label-names / data.csv_label_names name only: {', '.join(label_names)})")
         raw = label_names[key]
     elif codes and _is_int(raw):
         i = int(float(raw))
@@ -206,8 +206,8 @@ def _resolve_labels(
         ints = {int(float(r.label)) for r in records if _is_int(r.label.strip())}
         if ints and len(ints) < len(fixed):  # e.g. seed 003's 0 / 1 read against four tumor classes
             raise DatasetError(f"{cfg.root}: labels are the integer codes {', '.join(map(str, sorted(ints)))}, but the classes are "
-                               f"{', '.join(fixed)}: which code means which class cannot be told. Name them (data.csv_label_names, "
-                               "e.g. {0: notumor, 1: tumor} with preset tumor2), or score a tumor / no-tumor set with --tumor-presence")
+                               f"{', '.join(fixed)}: which code means which class cannot be told. Name them (e.g. --label-names 0=notumor,1=tumor "
+                               "--preset tumor2; data.csv_label_names in a config), or score a tumor / no-tumor set with --tumor-presence")
     names = [map_class(_decode_label(r, label_names, codes), class_map) for r in records]
     if fixed is None:
         found = set(names)
@@ -388,7 +388,7 @@ def _why_not_labels(path: Path, cfg: DataConfig) -> str:
     if ";" in line and "," not in line:
         return "its fields are separated by ';', not ','"
     return (f"its columns are {line[:120]!r}; a labels CSV needs {cfg.csv_path_column!r} and {cfg.csv_label_column!r} "
-            "(or data.csv_path_column / data.csv_label_column in a train --config)")
+            "(name yours with --csv-path-column / --csv-label-column, or data.csv_path_column / data.csv_label_column in a config)")
 
 
 def _meant_as_labels(path: Path, cfg: DataConfig) -> str | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
 import zipfile
 from collections import defaultdict
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import NamedTuple
 import numpy as np
 
 from brainmri.config import DataConfig
-from brainmri.data.io import is_hidden, is_image_name
+from brainmri.data.io import LITTER_FOLDERS, is_hidden, is_image_name
 from brainmri.errors import DatasetError
 
 SPLIT_ALIASES = {
@@ -58,6 +59,23 @@ def sniff_csv(path: Path, cfg: DataConfig) -> bool:
     return _column(header, cfg.csv_path_column) is not None and _column(header, cfg.csv_label_column) is not None
 
 
+def _walk_files(base: Path):
+    """Files below ``base``, through symlinked folders too (``Path.rglob`` does not follow them),
+    each real folder once: a link back up the tree is not walked again."""
+    seen_dirs: set[str] = set()
+    for folder, dirs, files in os.walk(base, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen_dirs:
+            dirs[:] = []
+            continue
+        seen_dirs.add(real)
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d not in LITTER_FOLDERS]  # OS litter, VCS folders
+        for name in files:
+            f = Path(folder, name)
+            if f.is_file():
+                yield f
+
+
 class _FileFinder:
     """Resolves a CSV's image reference: a path relative to the CSV's folder or the root, or a
     bare file name / name without extension found anywhere below them."""
@@ -71,8 +89,8 @@ class _FileFinder:
         self._by_name = defaultdict(list)
         seen = set()
         for base in self.bases:
-            for f in base.rglob("*"):
-                if f in seen or not f.is_file() or is_hidden(f) or not is_image_name(f):
+            for f in _walk_files(base):
+                if f in seen or is_hidden(f) or not is_image_name(f):
                     continue
                 seen.add(f)
                 self._by_name[f.name].append(f)
@@ -120,7 +138,8 @@ def read_csv_labels(csv_path: Path, root: Path, cfg: DataConfig) -> tuple[list[R
             if missing:
                 raise DatasetError(f"{csv_path}: missing column(s) {', '.join(missing)} (columns: {', '.join(fields) or 'none'}); "
                                    f"name the image-path column {cfg.csv_path_column!r} and the label column {cfg.csv_label_column!r}, "
-                                   "or set data.csv_path_column / data.csv_label_column in a config")
+                                   "or name yours with --csv-path-column / --csv-label-column (data.csv_path_column / "
+                                   "data.csv_label_column in a config)")
             split_col = _column(fields, "split")
             rows = [(i, reader.line_num, row) for i, row in enumerate(reader, start=1)]
     except UnicodeDecodeError:
@@ -159,7 +178,7 @@ def _pick_key(arrays: dict[str, np.ndarray], wanted: str | None, defaults: tuple
     keys = list(arrays)
     if wanted:
         if wanted not in keys:
-            raise DatasetError(f"{path}: no array {wanted!r} (data.{field}); arrays: {', '.join(keys)}")
+            raise DatasetError(f"{path}: no array {wanted!r} (--{field.replace('_', '-')} / data.{field}); arrays: {', '.join(keys)}")
         return wanted
     for k in defaults:
         if k in keys:
@@ -167,10 +186,10 @@ def _pick_key(arrays: dict[str, np.ndarray], wanted: str | None, defaults: tuple
     # fall back on shape: the only image stack (ndim >= 3) / the only 1-D array
     shaped = [k for k, a in arrays.items() if (a.ndim >= 3 if what == "images" else a.ndim == 1 and a.dtype.kind in "uifb")]
     if len(shaped) == 1:
-        logger.warning("%s: no array named %s; using %r (shape %s) as the %s (set data.%s to choose)",
-                       path, "/".join(defaults), shaped[0], tuple(arrays[shaped[0]].shape), what, field)
+        logger.warning("%s: no array named %s; using %r (shape %s) as the %s (choose with --%s / data.%s)",
+                       path, "/".join(defaults), shaped[0], tuple(arrays[shaped[0]].shape), what, field.replace("_", "-"), field)
         return shaped[0]
-    raise DatasetError(f"{path}: cannot find the {what} array (tried {', '.join(defaults)}; arrays: {', '.join(keys)}); set data.{field}")
+    raise DatasetError(f"{path}: cannot find the {what} array (tried {', '.join(defaults)}; arrays: {', '.join(keys)}); choose with --{field.replace('_', '-')} / data.{field}")
 
 
 def _one_hot_to_index(labels: np.ndarray) -> np.ndarray:

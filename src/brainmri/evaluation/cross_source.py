@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 import brainmri
-from brainmri.config import DataConfig
+from brainmri.config import DataConfig, apply_data_options
 from brainmri.errors import ConfigError, DatasetError
 from brainmri.evaluation.calibration import calibrated_probs
 
@@ -166,7 +166,7 @@ def trained_on_mask(meta, index, hash_cache: bool = True) -> tuple[np.ndarray, n
     return named, copies
 
 
-def _folder_images(root, meta, assume_label, cache_dir, exclude_seen, threshold, exclude_trained=False):
+def _folder_images(root, meta, assume_label, cache_dir, exclude_seen, threshold, exclude_trained=False, data_options=None):
     """Prepared images of a dataset folder with their truth (tumor or not), paths, unreadable
     files, and the exclusion summary (``None`` without ``exclude_seen`` or ``exclude_trained``)."""
     from brainmri.data.cache import resolve_cache_dir
@@ -175,7 +175,8 @@ def _folder_images(root, meta, assume_label, cache_dir, exclude_seen, threshold,
     from brainmri.data.torchdata import PreparedImages
 
     try:
-        index = load_dataset(DataConfig(root=str(root), split="stratified", val_ratio=0.0, test_ratio=0.0, preset=None if assume_label else "tumor2"))
+        cfg = DataConfig(root=str(root), split="stratified", val_ratio=0.0, test_ratio=0.0, preset=None if assume_label else "tumor2")
+        index = load_dataset(apply_data_options(cfg, data_options))
     except DatasetError as exc:
         flat = image_files(root) if assume_label and Path(root).is_dir() else []
         if not flat:
@@ -225,6 +226,7 @@ def evaluate_tumor_presence(
     axis: str = "axial",
     slices: str = "middle:80",
     exclude_trained: bool = False,
+    data_options: dict | None = None,
 ) -> dict:
     """Tumor-vs-notumor rates of ``checkpoint`` on every image under ``root``.
 
@@ -238,6 +240,8 @@ def evaluate_tumor_presence(
             there (256-bit pHash distance <= ``threshold``, default the audit's) are left out.
         exclude_trained: leave out the images the checkpoint was trained on (its recorded
             ``data.extra_train`` files), e.g. the 400 Alzheimer slices of a model trained on them.
+        data_options: DataConfig fields for reading ``root`` (a labels CSV's column and label
+            names: ``csv_path_column``, ``csv_label_column``, ``csv_label_names``...).
 
     Returns:
         ``tumor_called_tumor`` (sensitivity) and ``notumor_called_notumor`` (specificity), each
@@ -265,7 +269,7 @@ def evaluate_tumor_presence(
         truth = np.full(len(images), assume_label == "tumor")
     else:
         raw_slices, volume_info = None, None
-        images, truth, paths, failures, excluded, copies = _folder_images(root, meta, assume_label, cache_dir, exclude_seen, threshold, exclude_trained)
+        images, truth, paths, failures, excluded, copies = _folder_images(root, meta, assume_label, cache_dir, exclude_seen, threshold, exclude_trained, data_options)
     with torch.inference_mode():
         logits = predict_logits(model, meta, images, batch_size)
     probs = calibrated_probs(logits, meta.calibration)

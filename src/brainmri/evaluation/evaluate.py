@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import brainmri
-from brainmri.config import DataConfig
+from brainmri.config import DataConfig, apply_data_options
 from brainmri.errors import ConfigError, DatasetError
 from brainmri.evaluation.bootstrap import bootstrap_ci
 from brainmri.evaluation.calibration import calibrated_probs, expected_calibration_error, softmax_with_temperature
@@ -415,6 +415,7 @@ def evaluate_checkpoint(
     explain_method: str = "gradcam",
     cache_dir: str | None = None,
     seed: int = 0,
+    data_options: dict | None = None,
 ) -> dict:
     """Evaluate ``checkpoint`` on ``split`` of ``data`` and return a JSON-ready dict.
 
@@ -429,6 +430,8 @@ def evaluate_checkpoint(
         all_splits: also compute the train / validation / test table (seed 000's).
         n_boot: bootstrap resamples for the 95 % intervals.
         report, json_out: write the HTML report / the JSON here.
+        data_options: DataConfig fields for reading ``data`` (a labels CSV's column and label
+            names: ``csv_path_column``, ``csv_label_column``, ``csv_label_names``...).
 
     Returns:
         ``n``, ``class_names``, ``accuracy``, ``macro_f1``, ``ece``, ``ece_before``,
@@ -451,7 +454,7 @@ def evaluate_checkpoint(
     t_missing = "temperature" not in cal or (temperature == 1.0 and not {"fitted_on", "ece_before", "ece_after"} & set(cal))
     if t_missing:
         log.warning("%s: no fitted temperature in the checkpoint (T = 1): probabilities are uncalibrated", checkpoint)
-    cfg = data_config_for(meta, data, checkpoint, preset)
+    cfg = apply_data_options(data_config_for(meta, data, checkpoint, preset), data_options)
     index, split_note = _load_index(meta, data, cfg, checkpoint)
     names = list(meta.class_names)
     if list(index.class_names) != names:
