@@ -140,3 +140,26 @@ def test_bare_names_in_symlinked_folders_are_found_and_a_link_loop_is_walked_onc
     index = load_dataset(DataConfig(root=str(root)))
     assert len(index.samples) == len(files) == 6
     assert sorted(Path(s.path).name for s in index.samples) == sorted(f.name for f in files)
+
+
+def test_rows_naming_images_outside_the_dataset_are_read_and_warned_about(tmp_path, caplog) -> None:
+    other = make_phantom_dataset(tmp_path / "other", layout="flat", class_names=("a", "b"), n_per_class=2, size=32, seed=5)
+    root = make_phantom_dataset(tmp_path / "set", layout="flat", class_names=("a", "b"), n_per_class=2, size=32, seed=6)
+    inside = sorted(root.rglob("*.png"))
+    far = sorted(other.rglob("*.png"))
+    with open(root / "labels.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["Image", "Class"])
+        w.writerows((str(f.relative_to(root)), f.parent.name) for f in inside)
+        w.writerow([f"../other/{far[0].relative_to(other)}", far[0].parent.name])
+        w.writerow([str(far[1]), far[1].parent.name])  # absolute
+    index = load_dataset(DataConfig(root=str(root), csv="labels.csv"))
+    assert len(index.samples) == len(inside) + 2
+    assert "2 of 6 rows name images outside" in caplog.text and "row 5" in caplog.text
+    caplog.clear()
+    with open(root / "labels.csv", "w", newline="") as fh:  # only its own images: no warning
+        w = csv.writer(fh)
+        w.writerow(["Image", "Class"])
+        w.writerows((str(f.relative_to(root)), f.parent.name) for f in inside)
+    load_dataset(DataConfig(root=str(root), csv="labels.csv"))
+    assert "outside" not in caplog.text

@@ -167,7 +167,21 @@ def read_csv_labels(csv_path: Path, root: Path, cfg: DataConfig) -> tuple[list[R
                 raise DatasetError(f"{where}: unknown split {value!r} (use train / val / test)")
             split = SPLIT_ALIASES[value]
         records.append(RawSample(str(found[0]), (row.get(label_col) or "").strip(), split, None, where + f" ({ref!r})"))
+    _warn_outside(records, finder.bases, csv_path)
     return records, split_col is not None
+
+
+def _warn_outside(records: list[RawSample], bases: list[Path], csv_path: Path) -> None:
+    """One warning when rows name images outside the CSV's folder and the dataset root: they are
+    read, but a copy of the dataset folder will lack them, and brainmri's never-write-into-the-
+    dataset checks guard only those folders."""
+    def inside(path: str) -> bool:  # as written (a linked folder inside stays inside) or resolved (a root reached by a link)
+        return any(Path(p).is_relative_to(b) for p in (os.path.abspath(path), os.path.realpath(path)) for b in bases)
+
+    outside = [r for r in records if not inside(r.path)]
+    if outside:
+        logger.warning("%s: %d of %d rows name images outside %s (first: %s -> %s); they are read, but live elsewhere",
+                       csv_path, len(outside), len(records), " and ".join(map(str, bases)), outside[0].where, outside[0].path)
 
 
 # ----------------------------------------------------------------------------------------------
