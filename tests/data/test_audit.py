@@ -32,7 +32,6 @@ from brainmri.data.hashing import (
     near_duplicate_pairs,
     nearest_neighbours,
     phash,
-    phash_array,
 )
 from brainmri.data.synthetic import make_phantom, make_phantom_dataset
 

@@ -3,7 +3,6 @@ corpus, and a helper that runs the CLI in-process and checks its output for trac
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
