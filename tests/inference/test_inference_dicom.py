@@ -142,7 +142,7 @@ def test_declared_pixel_count_over_the_limit_is_refused(tmp_path) -> None:
     from brainmri.inference.inputs import decode_bytes
 
     path = make_dicom(tmp_path / "big.dcm", _ramp(64, 64))
-    with pytest.raises(ImageReadError, match="big.dcm: DICOM pixel data is 4,096 pixels, over the limit"):
+    with pytest.raises(ImageReadError, match="big.dcm: DICOM pixel data is 4,096 pixels a frame, over the limit"):
         decode_bytes(path.read_bytes(), str(path), max_pixels=1000)
 
 
@@ -225,3 +225,24 @@ def test_a_bomb_in_a_later_frame_is_refused_too(tmp_path) -> None:
     data[starts[2] + 8:starts[2] + 12] = struct.pack(">I", 9_000_000)  # only the last frame lies
     with pytest.raises(ImageReadError, match=r"^multi\.dcm: corrupt DICOM pixel data: the compressed image \(frame 3\) declares 9000000x64"):
         read_dicom(bytes(data), "multi.dcm")
+
+
+def test_one_hot_pixel_does_not_black_out_a_scan_without_a_window(tmp_path) -> None:
+    """No WindowCenter / Width: the 0.1 / 99.9 percentile window 16-bit PNGs get, not min-max."""
+    pixels = (phantom(0, size=64).astype(np.uint16) * 4)  # a 12-bit-like scan, values 0..1020
+    clean = read_dicom(make_dicom(tmp_path / "c.dcm", pixels).read_bytes(), "c").frames[0]
+    hot = pixels.copy()
+    hot[0, 0] = 65535
+    out = read_dicom(make_dicom(tmp_path / "h.dcm", hot).read_bytes(), "h").frames[0]
+    assert out.std() > 0.8 * clean.std() > 10  # min-max scaling squeezed the scan into 0..4
+    assert np.abs(out[1:].astype(int) - clean[1:].astype(int)).mean() < 8
+
+
+def test_a_multiframe_volume_is_limited_per_frame_and_as_a_volume(tmp_path, monkeypatch) -> None:
+    from brainmri.inference import dicom
+
+    path = make_dicom(tmp_path / "mf.dcm", np.stack([_ramp(32, 32)] * 40))  # 40,960 pixels in all
+    assert len(read_dicom(path.read_bytes(), "mf", max_pixels=2000).frames) == 40  # each frame is under the limit
+    monkeypatch.setattr(dicom, "MAX_VOXELS", 10_000)
+    with pytest.raises(ImageReadError, match="40 frames of 1,024 pixels, 40,960 in all, over the limit of 10,000 for a volume"):
+        read_dicom(path.read_bytes(), "mf")

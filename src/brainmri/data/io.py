@@ -57,6 +57,24 @@ def image_files(root: str | Path) -> list[Path]:
 HIGH_DEPTH_WINDOW = (0.1, 99.9)  # percentiles mapped to 0 / 255 for 16-bit and float rasters
 
 
+def percentile_to_uint8(arr: np.ndarray) -> np.ndarray:
+    """Map the 0.1 / 99.9 percentiles of a high-depth raster (16-bit, float; any shape, e.g. all
+    frames of a DICOM) to 0 / 255, clipped: a robust window, as NIfTI volumes get, so one hot (or
+    cold) pixel does not black out the scan. A float32 array is scaled in place; a constant one
+    becomes all zeros."""
+    arr = arr if arr.dtype == np.float32 and arr.flags.writeable else arr.astype(np.float32)
+    sample = arr.ravel()[:: max(1, arr.size // 1_000_000)]
+    lo, hi = (float(v) for v in np.percentile(sample, HIGH_DEPTH_WINDOW))
+    if hi <= lo:
+        lo, hi = float(arr.min()), float(arr.max())
+    if hi <= lo:
+        return np.zeros(arr.shape, dtype=np.uint8)
+    arr -= lo
+    arr *= 255.0 / (hi - lo)  # in place: no second full-size copy
+    np.clip(arr, 0.0, 255.0, out=arr)
+    return np.round(arr).astype(np.uint8)
+
+
 def _to_gray_uint8(img: Image.Image) -> np.ndarray:
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I", "F") or mode.startswith("I;"):
@@ -65,17 +83,7 @@ def _to_gray_uint8(img: Image.Image) -> np.ndarray:
             arr = arr.mean(axis=2)
         if not np.all(np.isfinite(arr)):
             raise ValueError("image contains NaN or infinite values")
-        # a robust window, as NIfTI volumes get: one hot (or cold) pixel must not black out the scan
-        sample = arr.ravel()[:: max(1, arr.size // 1_000_000)]
-        lo, hi = (float(v) for v in np.percentile(sample, HIGH_DEPTH_WINDOW))
-        if hi <= lo:
-            lo, hi = float(arr.min()), float(arr.max())
-        if hi <= lo:
-            return np.zeros(arr.shape, dtype=np.uint8)
-        arr -= lo
-        arr *= 255.0 / (hi - lo)  # in place: no second full-size copy
-        np.clip(arr, 0.0, 255.0, out=arr)
-        return np.round(arr).astype(np.uint8)
+        return percentile_to_uint8(arr)
     if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))  # MRI background is black

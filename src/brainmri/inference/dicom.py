@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from brainmri.data.io import DEFAULT_MAX_PIXELS
+from brainmri.data.io import DEFAULT_MAX_PIXELS, percentile_to_uint8
 from brainmri.errors import ImageReadError
+from brainmri.inference.nifti import MAX_VOXELS
 
 log = logging.getLogger(__name__)
 
@@ -96,11 +97,15 @@ def _decode_pixels(ds: Any, name: str, max_pixels: int) -> np.ndarray:
             raise ImageReadError(name, "DICOM file holds no data elements: empty or truncated")
         raise ImageReadError(name, "DICOM file has no pixel data (not an image, e.g. a report or DICOMDIR)")
     try:
-        declared = int(ds.get("Rows", 0) or 0) * int(ds.get("Columns", 0) or 0) * int(ds.get("NumberOfFrames", 1) or 1)
+        per_frame = int(ds.get("Rows", 0) or 0) * int(ds.get("Columns", 0) or 0)
+        n_frames = int(ds.get("NumberOfFrames", 1) or 1)
     except (TypeError, ValueError):
         raise ImageReadError(name, "DICOM Rows / Columns / NumberOfFrames are not numbers") from None
-    if declared > max_pixels:
-        raise ImageReadError(name, f"DICOM pixel data is {declared:,} pixels, over the limit of {max_pixels:,}")
+    if per_frame > max_pixels:
+        raise ImageReadError(name, f"DICOM pixel data is {per_frame:,} pixels a frame, over the limit of {max_pixels:,}")
+    if per_frame * n_frames > MAX_VOXELS:  # a multi-frame volume: the limit a NIfTI volume has
+        raise ImageReadError(name, f"DICOM pixel data is {n_frames:,} frames of {per_frame:,} pixels, {per_frame * n_frames:,} in all, "
+                                   f"over the limit of {MAX_VOXELS:,} for a volume")
     ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
     ts_text = f"{ts.name} ({ts})" if ts is not None else "unknown"
     _check_codestream_size(ds, name, ts, max_pixels)
@@ -231,7 +236,9 @@ def _to_uint8_gray(ds: Any, frames: np.ndarray, name: str) -> list[np.ndarray]:
         try:
             out = minmax_to_uint8(np.asarray(apply_voi_lut(frames, ds), dtype=np.float64))
         except Exception:  # noqa: BLE001
-            out = minmax_to_uint8(values)
+            out = percentile_to_uint8(values)
+    elif values.max() - values.min() > 255:
+        out = percentile_to_uint8(values)  # no window given: a robust one over all frames, as 16-bit PNGs get
     else:
         out = minmax_to_uint8(values)
     if str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1":
@@ -251,7 +258,8 @@ def read_dicom(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> 
     Args:
         data: the whole file.
         name: shown in errors (a path or an upload's label); never a tag value.
-        max_pixels: refuse files declaring more pixels (all frames) than this.
+        max_pixels: refuse files declaring more pixels a frame than this (all frames together:
+            more voxels than a NIfTI volume may hold, ``nifti.MAX_VOXELS``).
 
     Raises:
         ImageReadError: not DICOM, no pixel data, undecodable transfer syntax, corrupt data.
@@ -284,7 +292,7 @@ def _frames_of(ds: Any, name: str, max_pixels: int) -> DicomFrames:
 
         rgb = frames.astype(np.float64)
         colorfulness = float(np.mean([colour_fraction(f) for f in rgb[:: max(1, len(rgb) // 8)]]))
-        gray_frames = [minmax_to_uint8(f.mean(axis=2)) if f.max() > 255 else np.round(f.mean(axis=2)).astype(np.uint8) for f in rgb]
+        gray_frames = [percentile_to_uint8(f.mean(axis=2)) if f.max() > 255 else np.round(f.mean(axis=2)).astype(np.uint8) for f in rgb]
     else:
         gray_frames = _to_uint8_gray(ds, frames, name)
     ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
