@@ -26,6 +26,21 @@ _MARKS = (
 )
 
 
+def png_bytes(array: np.ndarray) -> bytes:
+    """A PNG of ``array`` (gray or RGB uint8) carrying brainmri's ``Software`` mark (so a rerun may
+    replace it)."""
+    import io
+
+    from PIL import Image, PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    for key, value in PNG_METADATA.items():
+        info.add_text(key, value)
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG", pnginfo=info)
+    return buf.getvalue()
+
+
 def written_by_brainmri(path: str | Path) -> bool:
     """True for an empty file or one that carries brainmri's mark in its first 4 KiB."""
     try:

@@ -1,6 +1,7 @@
 """Output paths are checked before the work (brainmri.cli.outputs), and OS errors are one line, exit 2."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from brainmri.cli import main as cli_main
@@ -96,3 +97,63 @@ def test_outputs_never_replace_a_scan_beside_a_csv_dataset_or_its_labels_csv(tmp
     labels = csv_file.read_bytes()
     assert main(["data", "audit", str(root), "--csv", "labels.csv", "--json", str(csv_file), "--force"]) == 2
     assert "writing there would destroy it" in capsys.readouterr().err and csv_file.read_bytes() == labels
+
+
+def _scans(folder, n=3):
+    from PIL import Image
+
+    from brainmri.data.synthetic import make_phantom
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        Image.fromarray(make_phantom(0, 32, np.random.default_rng(i), class_name="glioma")).save(folder / f"s{i}.png")
+    return folder
+
+
+@pytest.mark.parametrize("flag, value", [("--csv", "new.png"), ("--csv", "s0.png"), ("--explain", "cams"), ("--json", "s1.png")])
+def test_predict_writes_nothing_into_an_input_folder_it_was_given(flag, value, tmp_path, ckpt32, cli):
+    ds = _scans(tmp_path / "ds")
+    before = sorted((p.name, p.read_bytes()) for p in ds.rglob("*") if p.is_file())
+    for spec in (str(ds), str(ds / "**" / "*.png")):  # a folder, or a recursive glob below it
+        code, text = cli("predict", spec, "-c", ckpt32, flag, ds / value)
+        assert code == 2 and "inside the dataset" in text, text
+    assert sorted((p.name, p.read_bytes()) for p in ds.rglob("*") if p.is_file()) == before
+
+
+def test_predict_explain_overlays_are_marked_and_a_folder_of_scans_is_refused(tmp_path, ckpt32, cli):
+    from brainmri.outputs import written_by_brainmri
+
+    ds, out = _scans(tmp_path / "ds"), tmp_path / "maps"
+    code, _ = cli("predict", ds, "-c", ckpt32, "--explain", out)
+    assert code == 0 and (maps := sorted(out.iterdir())) and all(written_by_brainmri(m) for m in maps)
+    assert cli("predict", ds, "-c", ckpt32, "--explain", out)[0] == 0  # a rerun replaces its own overlays
+    other = _scans(tmp_path / "other_scans")
+    code, text = cli("predict", ds, "-c", ckpt32, "--explain", other)
+    assert code == 2 and "holds 3 image(s) brainmri did not write" in text
+
+
+def test_explain_out_inside_an_input_folder_is_refused(tmp_path, ckpt32, cli):
+    ds = _scans(tmp_path / "ds")
+    code, text = cli("explain", ckpt32, ds, "--out", ds / "maps")
+    assert code == 2 and "inside the dataset" in text and not (ds / "maps").exists()
+
+
+def test_explain_names_keep_letters_of_any_script(tmp_path, ckpt32, cli):
+    from PIL import Image
+
+    from brainmri.data.synthetic import make_phantom
+
+    ds = tmp_path / "ds"
+    ds.mkdir()
+    for i, name in enumerate(("患者甲.png", "患者乙.png")):
+        Image.fromarray(make_phantom(0, 32, np.random.default_rng(i), class_name="glioma")).save(ds / name)
+    assert cli("explain", ckpt32, ds, "--out", tmp_path / "maps")[0] == 0
+    names = {p.name for p in (tmp_path / "maps").iterdir()}
+    assert {"患者甲_overlay.png", "患者乙_overlay.png"} <= names
+
+
+def test_a_plain_glob_guards_its_own_folder_not_its_subfolders(tmp_path, ckpt32, cli):
+    ds = _scans(tmp_path / "ds")
+    code, text = cli("predict", ds / "*.png", "-c", ckpt32, "--csv", ds / "out.png")  # the glob would read it next time
+    assert code == 2 and "inside the dataset" in text
+    assert cli("predict", ds / "*.png", "-c", ckpt32, "--explain", ds / "maps")[0] == 0  # ds/*.png never reads ds/maps

@@ -48,7 +48,7 @@ def register(subparsers) -> None:
 
 def _stem(path: str) -> str:
     """The file name without a known image extension (``1.5T_a.jpg`` -> ``1.5T_a``,
-    ``vol.nii.gz`` -> ``vol``), other characters than letters, digits, ``._-`` replaced."""
+    ``vol.nii.gz`` -> ``vol``), other characters than letters (of any script), digits, ``._-`` replaced."""
     from brainmri.cli.predict import KNOWN_SUFFIXES
 
     name = Path(path).name
@@ -56,7 +56,7 @@ def _stem(path: str) -> str:
         if name.lower().endswith(suffix) and len(name) > len(suffix):
             name = name[: -len(suffix)]
             break
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip(".") or "image"
+    return re.sub(r"[^\w.-]+", "_", name).strip(".") or "image"  # letters of any script kept: 患者甲 and 患者乙 stay apart
 
 
 def _where(path: str, name: str) -> str:
@@ -84,22 +84,6 @@ def _ood_per_image(pred) -> list[tuple[bool, str | None]]:
 OUTPUT_KINDS = ("original", "heatmap", "overlay", "explanation")
 
 
-def _png_bytes(array: np.ndarray) -> bytes:
-    """A PNG carrying brainmri's ``Software`` mark (so a rerun may replace it)."""
-    import io
-
-    from PIL import Image, PngImagePlugin
-
-    from brainmri.outputs import PNG_METADATA
-
-    info = PngImagePlugin.PngInfo()
-    for key, value in PNG_METADATA.items():
-        info.add_text(key, value)
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format="PNG", pnginfo=info)
-    return buf.getvalue()
-
-
 def _unique_names(stems: list[str]) -> list[str]:
     used: set[str] = set()
     names = []
@@ -117,22 +101,16 @@ def _check_outputs(out: Path, names: list[str], inputs: list[str], extra: list[s
     """Before any map is computed: refuse (unless ``force``) an existing file brainmri did not
     write, and an --out folder that holds images brainmri did not write (a dataset's class
     folder: the maps would join it as scans); never write over an input."""
-    from brainmri.cli.outputs import OutputPathError, check_output_file
-    from brainmri.data.io import is_image_name
-    from brainmri.outputs import written_by_brainmri
+    from brainmri.cli.outputs import check_no_foreign_images, check_output_file
 
     for name in [f"{n}_{kind}.png" for n in names for kind in OUTPUT_KINDS] + extra:
         check_output_file(out / name, "--out", not_same_as=inputs, force=force)
-    if out.is_dir() and not force:
-        inside = sorted(f for f in out.iterdir() if f.is_file() and is_image_name(f) and not written_by_brainmri(f))
-        if inside:
-            raise OutputPathError(f"--out {out}: the folder holds {len(inside)} image(s) brainmri did not write (e.g. {inside[0].name}); "
-                                  "heat maps there would join them as scans. Give another --out, or --force")
+    check_no_foreign_images(out, "--out", force)
 
 
 def _check_args(args) -> tuple[str, list[str]]:
     """Every flag checked before any work: (method, methods to compare)."""
-    from brainmri.cli.outputs import check_output_dir
+    from brainmri.cli.outputs import check_output_dir, input_folders
     from brainmri.explain.cam import normalize_method
     from brainmri.explain.faithfulness import ALL_METHODS
 
@@ -152,7 +130,7 @@ def _check_args(args) -> tuple[str, list[str]]:
         raise ConfigError("--methods names no method; give e.g. gradcam,layercam")
     if args.steps < 1:
         raise ConfigError(f"--steps={args.steps} must be >= 1 (perturbation steps of the faithfulness curves)")
-    check_output_dir(args.out, "--out")
+    check_output_dir(args.out, "--out", not_inside=input_folders(args.images, subfolders=True))
     return method, methods
 
 
@@ -165,7 +143,7 @@ def run(args) -> int:
     from brainmri.explain.methods import CLASS_AGNOSTIC
     from brainmri.inference.classifier import Classifier, TorchRunner
     from brainmri.inference.inputs import decode_path
-    from brainmri.outputs import write_json, write_output
+    from brainmri.outputs import png_bytes, write_json, write_output
 
     method, methods = _check_args(args)
     files, missing = expand_inputs(args.images)
@@ -214,9 +192,9 @@ def run(args) -> int:
         out.mkdir(parents=True, exist_ok=True)
     agnostic = " (class-agnostic)" if method in CLASS_AGNOSTIC else ""
     for (path, stem, gray), name, res in zip(items, names, results):
-        write_output(out / f"{name}_original.png", _png_bytes(gray))
-        write_output(out / f"{name}_heatmap.png", _png_bytes(heatmap_rgb(res.heatmap)))
-        write_output(out / f"{name}_overlay.png", _png_bytes(res.overlay))
+        write_output(out / f"{name}_original.png", png_bytes(gray))
+        write_output(out / f"{name}_heatmap.png", png_bytes(heatmap_rgb(res.heatmap)))
+        write_output(out / f"{name}_overlay.png", png_bytes(res.overlay))
         target = f"{method}{agnostic}" if agnostic else f"{method} for {res.target_class} ({res.target_prob:.2f})"
         title = f"{_where(Path(path).name, stem)} · predicted {res.predicted_class} ({res.prob:.2f}) · {target}"
         write_output(out / f"{name}_explanation.png", explanation_png(gray, res.heatmap, res.overlay, title))

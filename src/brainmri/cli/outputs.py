@@ -104,6 +104,44 @@ def check_not_inside(p: Path, flag: str, folders, shown: str | Path | None = Non
                                   "(figures as scans, folders as classes); write outside it")
 
 
+def input_folders(specs, subfolders: bool = False) -> list[Path]:
+    """The folders among a command's input arguments, a glob's fixed leading folder included
+    (``ds/*.png`` -> ``ds``): an output written inside one would be read as input next time.
+    ``subfolders``: only folders whose subfolders are read too (for an output *folder*): a
+    glob's folder only when the pattern is recursive (``ds/**/*.png``)."""
+    import glob as globmod
+
+    out = []
+    for spec in specs:
+        p = Path(str(spec)).expanduser()
+        if globmod.has_magic(str(spec)):
+            if subfolders and "**" not in str(spec):
+                continue
+            parts = []
+            for part in p.parts:
+                if globmod.has_magic(part):
+                    break
+                parts.append(part)
+            p = Path(*parts) if parts else Path(".")
+        if p.is_dir():
+            out.append(p)
+    return out
+
+
+def check_no_foreign_images(out: str | Path | None, flag: str, force: bool) -> None:
+    """Refuse (unless ``force``) an output folder that holds images brainmri did not write (a
+    dataset's class folder: figures there would join it as scans)."""
+    from brainmri.data.io import is_image_name
+    from brainmri.outputs import written_by_brainmri
+
+    if out is None or force or not Path(out).expanduser().is_dir():
+        return
+    inside = sorted(f for f in Path(out).expanduser().iterdir() if f.is_file() and is_image_name(f) and not written_by_brainmri(f))
+    if inside:
+        raise OutputPathError(f"{flag} {out}: the folder holds {len(inside)} image(s) brainmri did not write (e.g. {inside[0].name}); "
+                              "heat maps there would join them as scans. Give another folder, or --force")
+
+
 def check_output_dir(path: str | Path | None, flag: str, not_inside: list[str | Path] = ()) -> None:
     """Refuse ``path`` as an output *folder* if it is a file or cannot be created or written, or
     if it is or lies inside one of the dataset folders ``not_inside`` (its figures would join the

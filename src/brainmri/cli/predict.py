@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import brainmri
-from brainmri.cli.outputs import check_distinct_outputs, check_output_dir, check_output_file
+from brainmri.cli.outputs import check_distinct_outputs, check_no_foreign_images, check_output_dir, check_output_file, input_folders
 from brainmri.errors import ConfigError
 from brainmri.inference.sniff import sniff_file
 from brainmri.outputs import PREDICTION_CSV_HEADER, write_json, write_output
@@ -102,9 +102,8 @@ def _write_csv(path: Path, rows: list[dict[str, Any]], class_names: list[str]) -
 
 
 def _write_overlays(clf, files: list[str], rows: list[dict[str, Any]], out_dir: Path, axis: str, slices: str) -> None:
-    from PIL import Image
-
     from brainmri.inference.inputs import decode_path
+    from brainmri.outputs import png_bytes, write_output
 
     out_dir.mkdir(parents=True, exist_ok=True)
     for i, (f, r) in enumerate(zip(files, rows)):
@@ -114,7 +113,7 @@ def _write_overlays(clf, files: list[str], rows: list[dict[str, Any]], out_dir: 
         k = d.indices.index(r["most_suspicious_slices"][0]) if d.is_volume else 0
         overlay = clf.explain_image(d.images[k])
         stem = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in Path(f).name)
-        Image.fromarray(overlay).save(out_dir / f"{i:04d}_{stem}.cam.png")
+        write_output(out_dir / f"{i:04d}_{stem}.cam.png", png_bytes(overlay))  # marked: a rerun may replace it
         r["overlay"] = str(out_dir / f"{i:04d}_{stem}.cam.png")
 
 
@@ -143,11 +142,13 @@ def run(args) -> int:
         raise ConfigError(f"--backend torch: {args.checkpoint} is an ONNX model, which runs on the onnx backend only; "
                           "drop --backend, or give the .safetensors checkpoint it was exported from")
     files, missing = expand_inputs(args.paths)
-    inputs = [*files, *([args.checkpoint] if args.checkpoint else [])]
+    folders = input_folders(args.paths)
+    inputs = [*folders, *files, *([args.checkpoint] if args.checkpoint else [])]  # folders: no image name written into one
     check_output_file(args.json, "--json", not_same_as=inputs, force=args.force)
     check_output_file(args.csv, "--csv", not_same_as=inputs, force=args.force)
     check_distinct_outputs(("--json", args.json), ("--csv", args.csv))
-    check_output_dir(args.explain, "--explain")
+    check_output_dir(args.explain, "--explain", not_inside=input_folders(args.paths, subfolders=True))  # read as scans next time
+    check_no_foreign_images(args.explain, "--explain", args.force)
     clf = Classifier.load(args.checkpoint, backend=args.backend or "torch", bf16=args.bf16)
     if args.explain:
         clf.torch_model  # noqa: B018 - an ONNX file cannot explain: say so before predicting
