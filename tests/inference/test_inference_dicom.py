@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -246,3 +247,37 @@ def test_a_multiframe_volume_is_limited_per_frame_and_as_a_volume(tmp_path, monk
     monkeypatch.setattr(dicom, "MAX_VOXELS", 10_000)
     with pytest.raises(ImageReadError, match="40 frames of 1,024 pixels, 40,960 in all, over the limit of 10,000 for a volume"):
         read_dicom(path.read_bytes(), "mf")
+
+
+def test_a_data_set_written_without_preamble_is_read_as_dicom(tmp_path) -> None:
+    from brainmri.inference.sniff import sniff_bytes
+
+    pixels = (phantom(0, size=64).astype(np.uint16) * 4)
+    full = make_dicom(tmp_path / "full.dcm", pixels).read_bytes()
+    want = read_dicom(full, "full").frames[0]
+    no_preamble = full[128:]  # "DICM" + file meta + data set
+    import pydicom
+    from pydicom.filebase import DicomBytesIO
+
+    ds = pydicom.dcmread(tmp_path / "full.dcm")
+    buf = DicomBytesIO()
+    buf.is_little_endian, buf.is_implicit_VR = True, True
+    pydicom.filewriter.write_dataset(buf, ds)  # a bare implicit-VR data set: no preamble, no DICM, no file meta
+    for data in (no_preamble, buf.getvalue()):
+        assert sniff_bytes(data[:64]) == "dicom"
+        np.testing.assert_array_equal(read_dicom(data, "raw").frames[0], want)
+    for junk in (b"\x08\x00" + bytes(62), b"hello world, not an image at all" * 2):
+        assert sniff_bytes(junk) is None
+
+
+def test_a_dicom_exports_dicomdir_is_skipped_in_a_folder_but_named_when_given(tmp_path) -> None:
+    from brainmri.cli.predict import expand_inputs
+
+    export = tmp_path / "export"
+    (export / "IMAGES").mkdir(parents=True)
+    make_dicom(export / "IMAGES" / "IM0001", _ramp(32, 32))
+    make_dicom(export / "DICOMDIR", _ramp(32, 32), pixel_data=False)  # the index: a DICOM file with no pixels
+    files, missing = expand_inputs([str(export)])
+    assert files and not missing and not any(Path(f).name == "DICOMDIR" for f in files)
+    files, _ = expand_inputs([str(export / "DICOMDIR")])  # named on purpose: read, and its error reported
+    assert [Path(f).name for f in files] == ["DICOMDIR"]

@@ -24,9 +24,10 @@ KNOWN_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".we
 
 
 def _wanted_in_folder(p: Path) -> bool:
-    """Folder members: hidden files are skipped; known extensions are taken (a bad one then
-    reports its error); other files are taken when their content is a supported format."""
-    if any(part.startswith(".") for part in p.parts[-1:]) or p.name == "Thumbs.db":
+    """Folder members: hidden files and a DICOM export's index (``DICOMDIR``: no pixels) are
+    skipped; known extensions are taken (a bad one then reports its error); other files are taken
+    when their content is a supported format."""
+    if any(part.startswith(".") for part in p.parts[-1:]) or p.name == "Thumbs.db" or p.name.upper() == "DICOMDIR":
         return False
     name = p.name.lower()
     return name.endswith(KNOWN_SUFFIXES) or sniff_file(p) is not None

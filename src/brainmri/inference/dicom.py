@@ -272,7 +272,7 @@ def read_dicom(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> 
         try:
             ds = pydicom.dcmread(io.BytesIO(data))
         except InvalidDicomError:
-            raise ImageReadError(name, "not a valid DICOM file") from None
+            ds = _read_raw(data, name)
         except Exception as exc:  # noqa: BLE001 - truncated / corrupt files raise many types
             raise ImageReadError(name, f"corrupt or truncated DICOM file ({_reason(exc)})") from None
         try:
@@ -281,6 +281,33 @@ def read_dicom(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> 
             raise
         except Exception as exc:  # noqa: BLE001 - pydicom parses elements lazily: a damaged header surfaces here
             raise ImageReadError(name, f"corrupt DICOM header ({_reason(exc)})") from None
+
+
+def _read_raw(data: bytes, name: str) -> Any:
+    """A data set with no preamble or ``DICM`` (:func:`brainmri.inference.sniff.is_raw_dicom`),
+    read as pydicom's ``force=True`` does; with no file meta, the transfer syntax is the
+    encoding it was read in (implicit / explicit VR little endian)."""
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    from brainmri.inference.sniff import is_raw_dicom
+
+    if not is_raw_dicom(data[:64]):
+        raise ImageReadError(name, "not a valid DICOM file")
+    data = data[4:] if data[:4] == b"DICM" else data
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data), force=True)
+    except Exception as exc:  # noqa: BLE001 - truncated / corrupt files raise many types
+        raise ImageReadError(name, f"corrupt or truncated DICOM file, written without its preamble ({_reason(exc)})") from None
+    meta = getattr(ds, "file_meta", None)
+    if meta is None or "TransferSyntaxUID" not in meta:
+        implicit, little = getattr(ds, "original_encoding", (True, True))
+        if not little:
+            raise ImageReadError(name, "DICOM data set without a preamble in big-endian encoding: rewrite it with a DICOM tool (e.g. dcmconv)")
+        ds.file_meta = meta if meta is not None else FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian
+    return ds
 
 
 def _frames_of(ds: Any, name: str, max_pixels: int) -> DicomFrames:

@@ -55,6 +55,24 @@ def _gunzip_head(data: bytes, n: int = HEADER_BYTES) -> bytes:
         return b""
 
 
+_DICOM_VRS = frozenset(b"AE AS AT CS DA DS DT FL FD IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL UN UR US UT UV".split())
+
+
+def is_raw_dicom(head: bytes) -> bool:
+    """A DICOM data set written without the 128-byte preamble and ``DICM`` (old ACR-NEMA-style
+    exports): it starts with a little-endian element of group 0x0002 or 0x0008 (file meta or
+    identifying tags), explicit (a known VR) or implicit (a length that fits the file); the
+    ``DICM`` mark may lead it without the preamble."""
+    if head[:4] == b"DICM":
+        head = head[4:]
+    if len(head) < 12 or head[0:2] not in (b"\x02\x00", b"\x08\x00") or head[3] != 0:
+        return False
+    if head[4:6] in _DICOM_VRS:
+        return True
+    length = int.from_bytes(head[4:8], "little")
+    return 0 < length <= 1024 and head[8:8 + min(length, 8)].isascii()
+
+
 def sniff_bytes(head: bytes) -> str | None:
     """Format of a file from its first bytes (``HEADER_BYTES`` suffice, more is fine).
 
@@ -63,6 +81,8 @@ def sniff_bytes(head: bytes) -> str | None:
         when the content is none of these.
     """
     if len(head) >= 132 and head[128:132] == b"DICM":
+        return "dicom"
+    if is_raw_dicom(head):
         return "dicom"
     for sig, fmt in _RASTER_SIGNATURES:
         if head.startswith(sig):
