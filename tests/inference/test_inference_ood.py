@@ -93,3 +93,14 @@ def test_checkpoint_ood_config_is_applied(tmp_path) -> None:
     assert d["out_of_distribution"] and "energy" in d["ood_reason"]
     off = Classifier.load(make_checkpoint(tmp_path / "off.safetensors", ood={"enabled": False}))
     assert off.predict(make_non_mri_images(1, 64)[0][1]).out_of_distribution is False
+
+
+def test_an_image_far_smaller_than_the_models_input_is_refused_by_size() -> None:
+    from brainmri.inference.ood import check_ood, resolution_reason
+
+    scan = np.zeros((48, 60), np.uint8)
+    assert resolution_reason(scan, 160) == "image is only 60x48 px, too small for a model that reads 160 px (short side under 64 px)"
+    assert resolution_reason(np.zeros((64, 64), np.uint8), 160) is None and resolution_reason(scan, None) is None
+    ood, reason = check_ood(scan, None, None, image_size=160)
+    assert ood and reason.startswith("image is only 60x48 px")
+    assert resolution_reason(scan, 32) is None  # a 32 px model reads 48 px scans

@@ -359,7 +359,7 @@ def ood_screen(preds: SplitPredictions, meta, arrays=None) -> list[tuple[int, st
                 raw, colour = decode_image_bytes(data, sample.path), colorfulness_of_source(data)
         except Exception:  # noqa: BLE001 - it was read once already; a second failure only skips the screen
             continue
-        ood, reason = check_ood(raw, preds.logits[i], meta.ood, colour)
+        ood, reason = check_ood(raw, preds.logits[i], meta.ood, colour, image_size=meta.preprocess.image_size)
         if ood:
             found.append((i, reason))
     return found

@@ -286,7 +286,7 @@ class Classifier:
         return results
 
     def _image_result(self, gray: np.ndarray, logits: torch.Tensor, probs: np.ndarray, colour: float | None) -> dict[str, Any]:
-        ood, reason = check_ood(gray, logits, self.meta.ood, colorfulness_value=colour)
+        ood, reason = check_ood(gray, logits, self.meta.ood, colorfulness_value=colour, image_size=self.meta.preprocess.image_size)
         top = int(probs.argmax())
         return {
             "label": None if ood else self.class_names[top],

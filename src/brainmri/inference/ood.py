@@ -262,11 +262,28 @@ def fit_ood(
     }
 
 
+MIN_SIDE_FRACTION = 0.4  # an image's short side under this share of the model's input size is too small to read
+
+
+def resolution_reason(raw_image: np.ndarray, image_size: int | None) -> str | None:
+    """Why an image is too small for a model that reads ``image_size`` px (its short side under
+    :data:`MIN_SIDE_FRACTION` of it: 64 px for 160), or ``None``. Upscaled that far, a lesion is a
+    few blurred pixels, and the model still answers confidently (a 16 px glioma slice: meningioma 0.83)."""
+    if not image_size:
+        return None
+    h, w = np.asarray(raw_image).shape[:2]
+    if min(h, w) < MIN_SIDE_FRACTION * image_size:
+        return (f"image is only {w}x{h} px, too small for a model that reads {image_size} px "
+                f"(short side under {MIN_SIDE_FRACTION * image_size:.0f} px)")
+    return None
+
+
 def check_ood(
     raw_image: np.ndarray,
     logits: torch.Tensor | np.ndarray | None,
     ood_cfg: dict[str, Any] | None,
     colorfulness_value: float | None = None,
+    image_size: int | None = None,
 ) -> tuple[bool, str | None]:
     """Decide whether one input is out of distribution.
 
@@ -277,6 +294,8 @@ def check_ood(
             and no energy test.
         colorfulness_value: colourfulness measured on the colour file when ``raw_image`` is the
             gray decode.
+        image_size: the model's input size: an image far smaller is refused
+            (:func:`resolution_reason`).
 
     Returns:
         ``(is_ood, reason)``; the reason names the failing statistic and its limit.
@@ -284,7 +303,7 @@ def check_ood(
     cfg = ood_cfg or {}
     if cfg.get("enabled", True) is False:
         return False, None
-    reason = input_reason(image_stats(raw_image, colorfulness_value), cfg.get("input_limits"))
+    reason = resolution_reason(raw_image, image_size) or input_reason(image_stats(raw_image, colorfulness_value), cfg.get("input_limits"))
     if reason:
         return True, reason
     threshold = cfg.get("energy_threshold")
