@@ -184,7 +184,7 @@ def register(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default: 32)")
     p.add_argument("--json", metavar="OUT", help="write all results (and the disclaimer) as JSON")
     p.add_argument("--csv", metavar="OUT", help="write results as CSV (one probability column per class)")
-    p.add_argument("--force", action="store_true", help="replace existing --json / --csv files that brainmri did not write")
+    p.add_argument("--force", action="store_true", help="replace existing --json / --csv files that brainmri did not write; let --explain write into a folder holding other images")
     p.add_argument("--explain", metavar="DIR", help="write a Grad-CAM overlay PNG per predicted file into DIR")
     p.add_argument("--axis", default="axial", help="NIfTI slicing axis: axial, coronal, sagittal or 0/1/2 (default: axial)")
     p.add_argument("--slices", default="middle", help="NIfTI slices: middle, middle:K, all, A:B, A:B:STEP or N (default: middle)")
