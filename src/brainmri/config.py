@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import re
 import types
 import typing
@@ -253,7 +254,9 @@ def load_run_config(path: str | Path | None = None, data: dict | None = None) ->
     if path is not None:
         import yaml
 
-        p = Path(path)
+        p = Path(path).expanduser()
+        if p.is_dir():
+            raise ConfigError(f"{p}: a folder; --config takes a YAML file (e.g. configs/tumor4_resnet18.yaml)")
         if not p.is_file():
             raise ConfigError(f"{p}: config file not found")
         try:
@@ -265,8 +268,13 @@ def load_run_config(path: str | Path | None = None, data: dict | None = None) ->
         if not isinstance(data, dict):
             raise ConfigError(f"{p}: expected a mapping with sections data/preprocess/augment/model/train")
         _check_keys(data, p)
-    cfg = from_dict(RunConfig, data or {})
-    validate(cfg)
+    try:
+        cfg = from_dict(RunConfig, data or {})
+        validate(cfg)
+    except ConfigError as exc:  # a field's error names the field; say which file holds it
+        if path is None or str(path) in str(exc):
+            raise
+        raise ConfigError(f"{path}: {exc}") from None
     return cfg
 
 
@@ -348,8 +356,23 @@ ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 FROM_SCRATCH_MODELS = ("seed002_cnn", "seed003_cnn")
 
 
+def expand_user_paths(cfg: RunConfig) -> RunConfig:
+    """``~`` at the start of a path field (a YAML config, ``--flag=~/x``) means the home folder, as
+    in a shell, not a folder named ``~`` in the working folder. Changes ``cfg`` in place."""
+    d = cfg.data
+    for obj, name in ((d, "root"), (d, "csv"), (d, "cache_dir"), (cfg.model, "pretrained_weights"), (cfg.train, "output_dir")):
+        v = getattr(obj, name)
+        if isinstance(v, str) and v.startswith("~"):
+            setattr(obj, name, os.path.expanduser(v))
+    if d.extra_train:
+        d.extra_train = [os.path.expanduser(s) if isinstance(s, str) and s.startswith("~") else s for s in d.extra_train]
+    return cfg
+
+
 def validate(cfg: RunConfig) -> RunConfig:
-    """Check values early; raise ConfigError naming the field and the valid choices."""
+    """Check values early; raise ConfigError naming the field and the valid choices. Expands a
+    leading ``~`` in path fields (:func:`expand_user_paths`)."""
+    expand_user_paths(cfg)
     p, d, t, m = cfg.preprocess, cfg.data, cfg.train, cfg.model
     if not (16 <= int(p.image_size) <= 1024):
         raise ConfigError(f"preprocess.image_size={p.image_size} must be between 16 and 1024")
@@ -366,6 +389,10 @@ def validate(cfg: RunConfig) -> RunConfig:
         v = getattr(p, name)
         if not (math.isfinite(v) and v >= 0):
             raise ConfigError(f"preprocess.{name}={v} must be a finite number >= 0")
+    for name in ("crop_erode", "crop_dilate"):
+        v = getattr(p, name)
+        if not (isinstance(v, int) and 0 <= v <= 100):
+            raise ConfigError(f"preprocess.{name}={v} must be a whole number of iterations in [0, 100]")
     if not (0 <= p.crop_threshold <= 255):
         raise ConfigError(f"preprocess.crop_threshold={p.crop_threshold} must be a gray level in [0, 255]")
     _choice(d.split, "data.split", ("auto", "stratified", "leak-free"))
@@ -397,6 +424,11 @@ def validate(cfg: RunConfig) -> RunConfig:
     for name, v in (("train.seed", t.seed), ("data.seed", d.seed)):
         if not (0 <= v < 2**32):
             raise ConfigError(f"{name}={v} must be in [0, 2**32 - 1]")
+    if d.max_pixels < 1:
+        raise ConfigError(f"data.max_pixels={d.max_pixels} must be >= 1 (the largest image, in pixels, read before it is refused)")
+    if not (0 <= d.near_duplicate_threshold <= 256):
+        raise ConfigError(f"data.near_duplicate_threshold={d.near_duplicate_threshold} must be a Hamming distance in [0, 256] "
+                          "(bits of the 256-bit pHash; 24 is the audit's default)")
     if d.extra_max_per_source is not None and d.extra_max_per_source < 1:
         raise ConfigError(f"data.extra_max_per_source={d.extra_max_per_source} must be >= 1 (or unset for every image)")
     _choice(t.optimizer, "train.optimizer", ("adam", "adamw"))
@@ -405,7 +437,10 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise ConfigError(f"train.run_name={t.run_name!r} must be a plain folder name (no '/' or '..'); the run goes into train.output_dir")
     _choice(t.monitor, "train.monitor", ("val_loss", "val_acc", "val_macro_f1"))
     _choice(t.precision, "train.precision", ("auto", "32", "32-true", "bf16-mixed", "16-mixed"))
-    if t.epochs < 0 or t.head_epochs < 0 or (t.epochs + t.head_epochs) == 0:
+    for name in ("epochs", "head_epochs"):
+        if getattr(t, name) < 0:
+            raise ConfigError(f"train.{name}={getattr(t, name)} must be >= 0 epochs")
+    if (t.epochs + t.head_epochs) == 0:
         raise ConfigError("train.epochs + train.head_epochs must be > 0")
     if t.batch_size < 1:
         raise ConfigError("train.batch_size must be >= 1")

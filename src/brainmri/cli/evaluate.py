@@ -130,7 +130,7 @@ def _check_flags(args) -> None:
 
 def run(args) -> int:
     from brainmri.cli.outputs import check_distinct_outputs, check_output_dir, check_output_file
-    from brainmri.data.cache import resolve_cache_dir
+    from brainmri.data.cache import check_cache_outside, resolve_cache_dir
     from brainmri.evaluation.evaluate import check_options, evaluate_checkpoint
 
     inputs = [args.checkpoint, args.data]
@@ -142,6 +142,7 @@ def run(args) -> int:
     check_options(args.batch_size, args.bootstrap, args.leak_threshold, args.explain_method)
     _check_flags(args)
     cache_dir = resolve_cache_dir(args.cache_dir)
+    check_cache_outside(cache_dir, args.data)
     cache_dir = str(cache_dir) if cache_dir else None
     if args.tumor_presence or args.assume_label:
         from brainmri.evaluation.cross_source import evaluate_tumor_presence, summary_lines as presence_lines

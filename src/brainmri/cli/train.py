@@ -125,7 +125,7 @@ def build_config(args) -> RunConfig:
                       "data.balanced_sampler": args.balanced_sampler, "train.deterministic": args.deterministic,
                       "data.extra_train": args.extra_train, "augment.lesion": args.lesion})
     apply_overrides(cfg, overrides)
-    if args.cache_dir in ("none", "None"):
+    if args.cache_dir is not None and args.cache_dir.strip().lower() in ("none", "off"):
         cfg.data.cache_dir = None
     if args.image_size is None and not _yaml_sets(args.config, "preprocess", "image_size"):
         cfg.preprocess.image_size = default_image_size(cfg.model.name)  # the model's native size

@@ -23,10 +23,28 @@ def default_cache_dir() -> Path:
 
 
 def resolve_cache_dir(value: str | Path | None) -> Path | None:
-    """``"auto"`` -> the default cache folder; ``None`` / ``"none"`` -> no cache; else the path."""
-    if value in (None, "", "none", "None"):
+    """``"auto"`` -> the default cache folder; ``None`` / ``"none"`` (any case) -> no cache; else the path."""
+    if value is None or str(value).strip().lower() in ("", "none", "off"):
         return None
-    return default_cache_dir() if value == "auto" else Path(value)
+    return default_cache_dir() if str(value).strip().lower() == "auto" else Path(value).expanduser()
+
+
+def check_cache_outside(cache_dir: Path | None, data_root: str | Path, flag: str = "--cache-dir") -> None:
+    """Refuse a cache folder inside the dataset: its ``.npy`` entries and ``prepared/`` folders
+    would be listed as images and classes of that dataset the next time it is read."""
+    if cache_dir is None or not str(data_root):
+        return
+    root = Path(data_root).expanduser()
+    root = root.parent if root.is_file() else root
+    try:
+        inside = cache_dir.resolve().is_relative_to(root.resolve())
+    except (OSError, RuntimeError):
+        return
+    if inside:
+        from brainmri.errors import ConfigError
+
+        raise ConfigError(f"{flag} {cache_dir} lies inside the dataset {data_root}: the cache's files would become part of "
+                          "the dataset the next time it is read; choose a folder outside it (or 'auto', or 'none')")
 
 
 def file_digest(path: str | Path) -> str:

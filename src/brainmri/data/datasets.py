@@ -334,6 +334,28 @@ def _leak_free(index: DatasetIndex, cfg: DataConfig) -> DatasetIndex:
 # entry point
 
 
+# labels-file fields (DataConfig default) -> the flag that sets them; each applies only to some layouts
+_LABEL_OPTIONS = {
+    "csv_path_column": ("Image", "--csv-path-column", ("csv",)),
+    "csv_label_column": ("Class", "--csv-label-column", ("csv",)),
+    "csv_label_names": (None, "--label-names", ("csv", "npz")),
+    "npz_images_key": (None, "--npz-images-key", ("npz",)),
+    "npz_labels_key": (None, "--npz-labels-key", ("npz",)),
+}
+
+
+def _check_label_options(cfg: DataConfig, layout: str, path: Path) -> None:
+    """A labels-file option that the data's layout does not read is an error, not a silent no-op
+    (e.g. ``--label-names 0=notumor`` on class folders: the folder names are the labels)."""
+    unused = [f"{flag} (data.{name})" for name, (default, flag, layouts) in _LABEL_OPTIONS.items()
+              if getattr(cfg, name) not in (default, {}) and layout not in layouts]
+    if unused:
+        what = {"folders": "class folders (their folder names are the labels)", "csv": "a labels CSV",
+                "npz": "an NPZ file"}[layout]
+        raise ConfigError(f"{path}: read as {what}, which {', '.join(unused)} does not apply to; "
+                          "drop it, or point --data at the CSV / NPZ file it is meant for")
+
+
 def _find_source(root: Path, cfg: DataConfig) -> tuple[str, Path]:
     """Which layout ``root`` holds: (layout, path of the folder / CSV / NPZ)."""
     if cfg.csv:
@@ -437,6 +459,7 @@ def load_dataset(cfg: DataConfig, *, unsplit: str = "carve") -> DatasetIndex:
     root = Path(cfg.root)
     skipped: Counter = Counter()
     layout, path = _find_source(root, cfg)
+    _check_label_options(cfg, layout, path)
     arrays, code_names = None, None
     if layout == "folders":
         records, official = _read_folders(path, skipped)

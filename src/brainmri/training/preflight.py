@@ -23,7 +23,13 @@ def cpu_cores() -> int:
 def check_environment(cfg: RunConfig) -> None:
     import torch
 
+    from brainmri.data.cache import check_cache_outside, resolve_cache_dir
+    from brainmri.data.presence import parse_spec
+
     t, m = cfg.train, cfg.model
+    check_cache_outside(resolve_cache_dir(cfg.data.cache_dir), cfg.data.root, "data.cache_dir (--cache-dir)")
+    for extra in cfg.data.extra_train or ():
+        check_cache_outside(resolve_cache_dir(cfg.data.cache_dir), parse_spec(extra)[0], "data.cache_dir (--cache-dir)")
     cuda = torch.cuda.is_available()
     if t.accelerator in ("gpu", "cuda") and not cuda:
         build = "a CPU-only build" if torch.version.cuda is None else f"CUDA {torch.version.cuda}, but no GPU is visible"
