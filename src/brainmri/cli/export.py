@@ -2,6 +2,7 @@
 the checkpoint metadata embedded, checked against PyTorch on a random batch."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import brainmri
@@ -31,6 +32,8 @@ def run(args) -> int:
         what = "an ONNX model brainmri did not export" if looks_like_onnx(out) else "not an ONNX model"
         raise OutputPathError(f"-o {out}: the file exists and is {what}; pass --force to replace it, or give another name")
     model, meta = load_checkpoint(src)
+    if (note := uncalibrated_note(meta)):
+        print(f"WARNING: {src}: {note}; the ONNX model carries the same (its probabilities are the raw softmax)", file=sys.stderr)
     data = onnx_model_bytes(model, meta, opset=args.opset)
     s = meta.preprocess.image_size
     batch = torch.randn(3, meta.preprocess.in_chans, s, s, generator=torch.Generator().manual_seed(0))
@@ -43,6 +46,17 @@ def run(args) -> int:
           f"max |logit difference| vs PyTorch on a random batch: {diff:.2e}")
     print(brainmri.DISCLAIMER)
     return 0
+
+
+def uncalibrated_note(meta) -> str | None:
+    """Why a checkpoint has no fitted calibration (an interrupted run, a mid-run save), or None."""
+    if (meta.calibration or {}).get("fitted_on"):
+        return None
+    extra = meta.extra or {}
+    if extra.get("interrupted"):
+        return (f"its run was interrupted after {extra.get('completed_epochs', '?')} of {extra.get('epochs', '?')} epochs, so it is "
+                "not calibrated (temperature 1, no OOD guard fitted); finish it with brainmri train --resume RUN_DIR")
+    return "not calibrated (temperature 1); fit it with brainmri calibrate CKPT --data LABELLED_SCANS -o OUT"
 
 
 def _brainmri_onnx(path: Path, looks_like_onnx, read_onnx_meta) -> bool:

@@ -111,6 +111,8 @@ class ClassifierModule(pl.LightningModule):
         }
         if getattr(self, "data_fingerprint", None):  # so --resume can tell the dataset changed since
             checkpoint["brainmri_data"] = {"fingerprint": self.data_fingerprint, "n_images": int(getattr(self, "data_images", 0))}
+        if getattr(self, "run_sections", None):  # the model / preprocess config, so --resume can tell config.yaml was edited
+            checkpoint["brainmri_config"] = self.run_sections
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         states = checkpoint.get("rng_states")

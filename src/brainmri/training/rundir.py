@@ -157,7 +157,25 @@ def load_config_for_resume(run_dir: str | Path) -> RunConfig:
     p = Path(run_dir) / "config.yaml"
     if not p.is_file():
         raise ConfigError(f"{run_dir}: not a brainmri run directory (no config.yaml)")
-    return load_run_config(p)
+    try:
+        text = p.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot be read ({exc.strerror or exc})") from None
+    if not text.strip() or not any(line.strip() and not line.lstrip().startswith("#") for line in text.splitlines()):
+        raise ConfigError(f"{p}: empty, so the run's settings are lost; --resume needs the config.yaml the run wrote — "
+                          "restore it from a copy, or start a new run with the same flags")
+    try:
+        cfg = load_run_config(p)
+    except ConfigError as exc:  # validation errors name a field, not the file: say which file to fix
+        msg = str(exc)
+        raise ConfigError(msg if str(p) in msg else f"{p}: {msg}") from None
+    if not cfg.data.root:
+        raise ConfigError(f"{p}: data.root is empty, so the run's dataset is not known; put the dataset folder back in data.root")
+    root = Path(cfg.data.root).expanduser()
+    if not root.is_absolute() and not root.exists():  # older runs kept data.root as given, relative to where they started
+        raise ConfigError(f"{p}: data.root {cfg.data.root!r} is relative and not found from {Path.cwd()}; resume from the folder "
+                          "the run was started in, or write the dataset's absolute path into data.root")
+    return cfg
 
 
 LOCK = ".brainmri-train.lock"  # held while a run writes into its directory
@@ -165,9 +183,9 @@ LOCK = ".brainmri-train.lock"  # held while a run writes into its directory
 
 class RunDirLock:
     """One training process per run directory: a lock file made with ``O_EXCL`` naming the pid
-    and host that holds it. A second ``brainmri train`` (or ``--resume``) into the same
-    directory is refused while the first lives; a lock left by a killed run (its pid gone) is
-    taken over. Released on exit, whatever happened."""
+    and host that holds it (and the process's start time). A second ``brainmri train`` (or
+    ``--resume``) into the same directory is refused while the first lives; a lock left by a killed
+    run (its pid gone, or reused by a process that started later, or this very process) is taken over. Released on exit, whatever happened."""
 
     def __init__(self, run_dir: Path):
         self.path = Path(run_dir) / LOCK
@@ -182,17 +200,17 @@ class RunDirLock:
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
-                pid, host = _lock_holder(self.path)
+                pid, host, started = _lock_holder(self.path)
                 if pid and host != me:
                     raise ConfigError(f"{self.path.parent}: a brainmri train on {host} (pid {pid}) holds this run directory; "
                                       f"if that run is gone, delete {self.path}") from None
-                if pid and _alive(pid):
+                if pid and _alive(pid) and pid != os.getpid() and (started is None or _started(pid) in (None, started)):
                     raise ConfigError(f"{self.path.parent}: another brainmri train (pid {pid}) is writing into this run directory; "
                                       "wait for it to finish, or pick another --run-name") from None
                 self.path.unlink(missing_ok=True)  # left by a run that was killed
                 continue
             with os.fdopen(fd, "w") as f:
-                f.write(f"{os.getpid()} {me}\n")
+                f.write(f"{os.getpid()} {me} {_started(os.getpid()) or '-'}\n")
             self.held = True
             return self
         raise ConfigError(f"{self.path.parent}: cannot take the run directory's lock {self.path}")
@@ -203,12 +221,28 @@ class RunDirLock:
             self.held = False
 
 
-def _lock_holder(path: Path) -> tuple[int | None, str | None]:
+def _lock_holder(path: Path) -> tuple[int | None, str | None, str | None]:
+    """(pid, host, process start time) the lock names; the start time tells a pid reused by another
+    process (a container restarted, say) from the run that took the lock."""
     try:
-        pid, host = path.read_text().split()[:2]
-        return int(pid), host
+        parts = path.read_text().split()
+        pid, host = parts[:2]
+        started = parts[2] if len(parts) > 2 and parts[2] != "-" else None
+        return int(pid), host, started
     except (OSError, ValueError):
-        return None, None
+        return None, None, None
+
+
+def _started(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (Linux ``/proc``), with the boot id so a
+    reboot counts as another start; ``None`` where that cannot be read."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        ticks = stat.rsplit(")", 1)[1].split()[19]  # field 22, counted after the command name
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        return f"{boot}:{ticks}"
+    except (OSError, IndexError):
+        return None
 
 
 def _alive(pid: int) -> bool:

@@ -52,6 +52,7 @@ from brainmri.training.preflight import check_environment, check_readable_classe
 from brainmri.training.rundir import (
     CONFIG_MARK,
     ENV_RUN_DIR,
+    STASH,
     RunDirLock,
     check_resumable,
     check_run_dir_free,
@@ -100,7 +101,14 @@ class TrainResult:
 
 
 def check_output_dir(path: Path) -> None:
-    """Fail before training if the run directory cannot be written (permissions, full disk)."""
+    """Fail before training if the run directory cannot be written (permissions, full disk), naming
+    the flag that chose the part of the path at fault."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{path}: a file, not a folder, has the run directory's name; pick another --run-name "
+                          f"(or move the file away)")
+    blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise ConfigError(f"{blocking}: a file, not a folder, so {path} cannot be made; choose another --output-dir")
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / ".write-test"
@@ -165,8 +173,11 @@ def run_training(cfg: RunConfig, resume: str | Path | None = None, progress: boo
             if isinstance(exc, BrainMRIError) and exc.args:
                 exc.args = (f"{exc.args[0]}; {note}", *exc.args[1:])
         raise
-    if stashed:
+    if stashed or (resume is not None and inherited is None and (run_dir / STASH).is_dir()):
+        # a resumed --overwrite run that has now finished: the run it replaces is dropped, as it would have been
         settle_stash(run_dir, succeeded=True)
+        if not stashed:
+            log.info("%s: the run this --overwrite run replaced (kept in %s while it was unfinished) is dropped", run_dir, STASH)
     return result
 
 
@@ -266,6 +277,7 @@ def _train_steps(cfg: RunConfig, run_dir: Path, last: Path | None, progress: boo
     fingerprint = data_fingerprint(index)
     counts = index.counts()
     module.data_fingerprint, module.data_images = fingerprint, len(index.samples)
+    module.run_sections = resume_sections(cfg)
 
     def make_meta(metrics: dict) -> CheckpointMeta:
         return CheckpointMeta(
@@ -296,7 +308,7 @@ def _train_steps(cfg: RunConfig, run_dir: Path, last: Path | None, progress: boo
     if progress:
         callbacks.append(TQDMProgressBar(refresh_rate=5))
     atomic_write_bytes(run_dir / "config.yaml", (f"{CONFIG_MARK}: the resolved config of this run (brainmri train --resume reads it)\n"
-                                                 + yaml.safe_dump(to_dict(cfg), sort_keys=False)).encode())
+                                                 + yaml.safe_dump(saved_config(cfg), sort_keys=False)).encode())
 
     trainer = pl.Trainer(
         accelerator=t.accelerator, devices=t.devices if t.devices == "auto" else int(t.devices), num_nodes=t.num_nodes,
@@ -311,7 +323,8 @@ def _train_steps(cfg: RunConfig, run_dir: Path, last: Path | None, progress: boo
     os.environ[ENV_RUN_DIR] = f"{key}:{run_dir}"  # DDP ranks started as subprocesses adopt this run directory
     try:
         if last:
-            _prepare_resume(last, train_dl, steps, one_process=trainer.world_size == 1, data=(fingerprint, len(index.samples), d.root))
+            _prepare_resume(last, train_dl, steps, one_process=trainer.world_size == 1, data=(fingerprint, len(index.samples), d.root),
+                            sections=module.run_sections, config_file=run_dir / "config.yaml")
         trainer.fit(module, train_dl, val_dl, ckpt_path=str(last) if last else None)
     except TrainingDiverged as exc:
         raise TrainingDiverged(f"{exc}; {_kept(run_dir, best_path, interrupted=False)}") from None
@@ -422,11 +435,55 @@ def finalize_checkpoint(path: Path, val_images: PreparedImages, cfg: RunConfig) 
     return out
 
 
-def _prepare_resume(last: Path, loader, n_batches: int, one_process: bool = True, data: tuple | None = None) -> None:
+def saved_config(cfg: RunConfig) -> dict:
+    """The config as a run's ``config.yaml`` keeps it: relative paths made absolute, so that
+    ``--resume`` from another working folder reads the same dataset, weights and sources."""
+    from brainmri.data.presence import parse_spec
+
+    out = to_dict(cfg)
+    d, m, t = out["data"], out["model"], out["train"]
+
+    def absolute(path):
+        return os.path.abspath(path) if isinstance(path, str) and path.strip() else path
+
+    d["root"] = absolute(d["root"])
+    if d.get("csv") and not Path(d["csv"]).is_absolute():  # looked up in data.root first, then the working folder
+        found = next((c for c in (Path(d["root"]) / d["csv"], Path(d["csv"])) if c.is_file()), None)
+        d["csv"] = absolute(str(found)) if found else d["csv"]
+    if d.get("cache_dir") not in (None, "auto"):
+        d["cache_dir"] = absolute(d["cache_dir"])
+    if d.get("extra_train"):
+        d["extra_train"] = [absolute(path) + (f"={label}" if label else "") for path, label in map(parse_spec, d["extra_train"])]
+    m["pretrained_weights"] = absolute(m.get("pretrained_weights"))
+    t["output_dir"] = absolute(t["output_dir"])
+    return out
+
+
+def resume_sections(cfg: RunConfig) -> dict:
+    """What a resumed run must share with the epochs before it: the network and its input."""
+    return {"model": to_dict(cfg.model), "preprocess": to_dict(cfg.preprocess)}
+
+
+def _config_changes(saved: dict, now: dict) -> list[str]:
+    changes = []
+    for section, fields_then in saved.items():
+        for name, then in (fields_then or {}).items():
+            here = (now.get(section) or {}).get(name)
+            if section == "model" and name == "pretrained_weights":
+                continue  # the starting weights matter only for a new run: the checkpoint holds what came of them
+            if here != then and not (isinstance(then, (list, tuple)) and isinstance(here, (list, tuple)) and list(then) == list(here)):
+                changes.append(f"{section}.{name} is {here!r}, the run was trained with {then!r}")
+    return changes
+
+
+def _prepare_resume(last: Path, loader, n_batches: int, one_process: bool = True, data: tuple | None = None,
+                    sections: dict | None = None, config_file: Path | None = None) -> None:
     """Check that ``last`` can be read (a clear error, not an unpickling traceback) and, when it was
     saved mid-epoch, make ``loader`` draw that epoch's order again and skip the batches already
     trained on (``one_process`` only: a DDP run shards its own sampler). ``data``: the dataset's
-    ``(fingerprint, images, root)`` now, refused when the checkpoint recorded another one."""
+    ``(fingerprint, images, root)`` now, refused when the checkpoint recorded another one;
+    ``sections``: :func:`resume_sections` of the config now, refused when the checkpoint was
+    trained with another model or preprocessing (``config_file`` edited since)."""
     try:
         state = torch.load(last, map_location="cpu", weights_only=False, mmap=True)  # metadata only: weights stay on disk
     except Exception as exc:  # noqa: BLE001 - truncated or overwritten files raise many types
@@ -434,6 +491,11 @@ def _prepare_resume(last: Path, loader, n_batches: int, one_process: bool = True
                               "restore it from a copy, or start the run again with --overwrite") from None
     if not isinstance(state, dict):
         return
+    changes = _config_changes(state.get("brainmri_config") or {}, sections or {})
+    if changes:
+        raise ConfigError(f"{config_file or 'config.yaml'}: edited since the run started — {'; '.join(changes)}; the checkpoint "
+                          f"{last} holds that network, so it cannot be resumed this way — put the value{'s' if len(changes) > 1 else ''} "
+                          "back, or start a new run with the new settings (--run-name NAME)")
     saved_data = state.get("brainmri_data") or {}
     if data and saved_data.get("fingerprint") and saved_data["fingerprint"] != data[0]:
         raise ConfigError(f"{data[2]}: the dataset changed since this run started ({saved_data.get('n_images')} images then, {data[1]} now, "
