@@ -81,6 +81,15 @@ def _is_one_image(items: Any) -> bool:
     return isinstance(items, Image.Image) or is_tensor(items)
 
 
+def _check_volume_options(axis: str | int, slices: str) -> None:
+    """A bad ``axis`` / ``slices`` is a ConfigError before any input is read (not one error per
+    volume, and not ignored when the inputs are 2-D images)."""
+    from brainmri.inference.nifti import check_slices_spec, parse_axis
+
+    parse_axis(axis)
+    check_slices_spec(slices)
+
+
 def short_reason(exc: BaseException) -> str:
     """``Type: message`` of an unexpected error, on one line and short."""
     text = " ".join(str(exc).split())
@@ -210,6 +219,7 @@ class Classifier:
         Raises:
             BrainMRIError: the input cannot be read (the message names it and the problem).
         """
+        _check_volume_options(axis, slices)
         decoded = decode_item(item, name=name, axis=axis, slices=slices)
         return self.predict_decoded([decoded])[0]
 
@@ -227,12 +237,14 @@ class Classifier:
 
         Raises:
             ConfigError: ``items`` is one input rather than a collection, ``names`` does not have
-                one name per input, or ``batch_size`` is not a positive integer.
+                one name per input, ``batch_size`` is not a positive integer, or ``axis`` /
+                ``slices`` is not valid (checked before any input is read).
         """
         if isinstance(items, (str, Path, bytes, bytearray, memoryview, np.ndarray)) or _is_one_image(items):
             raise ConfigError(f"predict_batch takes a list of inputs, not one {type(items).__name__}; use predict() for a single input")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"batch_size={batch_size!r} is not valid; give a positive integer")
+        _check_volume_options(axis, slices)
         try:
             items = list(items)
         except TypeError:
@@ -280,13 +292,16 @@ class Classifier:
         results, k = [], 0
         for d in decoded:
             n = len(d.images)
-            rows = [self._image_result(img, logits[k + j], probs[k + j], d.colorfulness) for j, img in enumerate(d.images)]
+            modality = d.info.get("modality") if d.info.get("format") == "dicom" else None
+            rows = [self._image_result(img, logits[k + j], probs[k + j], d.colorfulness, modality) for j, img in enumerate(d.images)]
             k += n
             results.append(self._volume_prediction(d, rows) if d.is_volume else self._image_prediction(d, rows[0]))
         return results
 
-    def _image_result(self, gray: np.ndarray, logits: torch.Tensor, probs: np.ndarray, colour: float | None) -> dict[str, Any]:
-        ood, reason = check_ood(gray, logits, self.meta.ood, colorfulness_value=colour, image_size=self.meta.preprocess.image_size)
+    def _image_result(self, gray: np.ndarray, logits: torch.Tensor, probs: np.ndarray, colour: float | None,
+                      modality: str | None = None) -> dict[str, Any]:
+        ood, reason = check_ood(gray, logits, self.meta.ood, colorfulness_value=colour, image_size=self.meta.preprocess.image_size,
+                                modality=modality)
         top = int(probs.argmax())
         return {
             "label": None if ood else self.class_names[top],

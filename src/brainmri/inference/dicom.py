@@ -5,8 +5,9 @@ Pixel pipeline (DICOM PS3.3 C.11): stored values -> Modality LUT (``RescaleSlope
 else a ``VOILUTSequence`` (pydicom's ``apply_voi_lut``), else the min-max range of all frames ->
 ``uint8`` -> ``MONOCHROME1`` inverted (so bright always means high signal). Compressed transfer
 syntaxes decode through pydicom's handlers (RLE built in; JPEG, JPEG-LS, JPEG 2000 with
-``pylibjpeg``). Multi-frame files give one image per frame. Colour (RGB / YBR) frames are
-averaged to gray and their colourfulness is kept for the out-of-distribution guard.
+``pylibjpeg``). Multi-frame files give one image per frame. Colour (RGB / YBR, which pydicom
+converts to RGB; ``PALETTE COLOR`` through its lookup tables) frames are averaged to gray and
+their colourfulness is kept for the out-of-distribution guard.
 
 Privacy: no tag value is ever logged, returned or put in an error message; only technical
 fields (modality, size, frame count, photometric interpretation, transfer syntax) are reported.
@@ -246,6 +247,21 @@ def _to_uint8_gray(ds: Any, frames: np.ndarray, name: str) -> list[np.ndarray]:
     return [np.ascontiguousarray(f) for f in out]
 
 
+def _palette_to_rgb(ds: Any, frames: np.ndarray, name: str) -> np.ndarray:
+    """(F, H, W) ``PALETTE COLOR`` indices -> (F, H, W, 3) RGB on a 0..255 scale, through the
+    file's palette colour lookup tables (pydicom's ``apply_color_lut``)."""
+    from pydicom.pixels import apply_color_lut
+
+    try:
+        rgb = np.asarray(apply_color_lut(frames, ds))[..., :3]  # RGBA palettes: alpha dropped
+    except Exception:  # noqa: BLE001 - missing, malformed or unsupported lookup tables
+        raise ImageReadError(name, "DICOM photometric interpretation PALETTE COLOR, but its palette colour lookup tables are "
+                                   "missing or unreadable, so its stored values (palette indices) cannot be turned into an image") from None
+    if rgb.max() > 255:  # 16-bit entries span 0..65535 (some writers put 8-bit values in them: left as they are)
+        rgb = np.round(rgb.astype(np.float64) / 257.0)
+    return rgb
+
+
 def _reason(exc: BaseException) -> str:
     """pydicom's own words for what is broken (e.g. an unknown value representation), short."""
     text = " ".join(str(exc).split())
@@ -314,11 +330,15 @@ def _frames_of(ds: Any, name: str, max_pixels: int) -> DicomFrames:
     arr = _decode_pixels(ds, name, max_pixels)
     frames, colour = _frames_array(ds, np.asarray(arr), name)
     colorfulness = None
+    if not colour and str(ds.get("PhotometricInterpretation", "")).strip().upper() == "PALETTE COLOR":
+        frames, colour = _palette_to_rgb(ds, frames, name), True  # stored values are indices, not intensities
     if colour:
         from brainmri.inference.ood import colorfulness as colour_fraction
 
         rgb = frames.astype(np.float64)
-        colorfulness = float(np.mean([colour_fraction(f) for f in rgb[:: max(1, len(rgb) // 8)]]))
+        levels = 255.0 if rgb.max() <= 255 else float(2 ** max(8, min(16, int(ds.get("BitsStored", 16) or 16))) - 1)
+        rgb8 = rgb * (255.0 / levels)  # colourfulness counts spreads in 8-bit levels, also for 16-bit RGB
+        colorfulness = float(np.mean([colour_fraction(f) for f in rgb8[:: max(1, len(rgb8) // 8)]]))
         gray_frames = [percentile_to_uint8(f.mean(axis=2)) if f.max() > 255 else np.round(f.mean(axis=2)).astype(np.uint8) for f in rgb]
     else:
         gray_frames = _to_uint8_gray(ds, frames, name)

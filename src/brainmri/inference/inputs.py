@@ -61,11 +61,13 @@ def decode_bytes(
     slices: str = "middle",
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_volume_bytes: int = MAX_VOLUME_BYTES,
+    image_data: bytes | None = None,
 ) -> DecodedInput:
     """Decode a file's bytes, whatever its name says.
 
     ``max_pixels`` bounds 2-D images and DICOM (all frames); ``max_volume_bytes`` bounds a
-    decompressed NIfTI volume.
+    decompressed NIfTI volume. ``image_data``: the ``.img`` file's bytes when ``data`` is the
+    ``.hdr`` of an Analyze / NIfTI pair (:func:`decode_path` finds it).
 
     Raises:
         ImageReadError: empty, unsupported content, or unreadable for its format.
@@ -84,7 +86,7 @@ def decode_bytes(
     if fmt == "nifti":
         from brainmri.inference.nifti import read_nifti
 
-        vol = read_nifti(data, name, axis=axis, slices=slices, max_bytes=max_volume_bytes)
+        vol = read_nifti(data, name, axis=axis, slices=slices, max_bytes=max_volume_bytes, image_data=image_data)
         return DecodedInput(name, vol.images, vol.indices, None, vol.info)
     assert fmt in RASTER_FORMATS
     gray = decode_image_bytes(data, name=name, max_pixels=max_pixels)
@@ -108,17 +110,33 @@ def _frame_count(data: bytes) -> int:
         return 1
 
 
-def decode_path(path: str | Path, **kwargs: Any) -> DecodedInput:
-    """Read and decode a file (see :func:`decode_bytes`)."""
-    p = Path(path)
-    check_file(p, folder="is a folder, not a file")
+def _read_file(p: Path, name: str) -> bytes:
     try:
         size = p.stat().st_size
         if size > MAX_FILE_BYTES:
-            raise ImageReadError(str(p), f"file is {size / 1024**2:.0f} MiB, over the {MAX_FILE_BYTES // 1024**2} MiB limit")
-        data = p.read_bytes()
+            raise ImageReadError(name, f"file is {size / 1024**2:.0f} MiB, over the {MAX_FILE_BYTES // 1024**2} MiB limit")
+        return p.read_bytes()
     except OSError as exc:
-        raise ImageReadError(str(p), f"cannot be read ({exc.strerror})") from None
+        raise ImageReadError(name, f"cannot be read ({exc.strerror})") from None
+
+
+def decode_path(path: str | Path, **kwargs: Any) -> DecodedInput:
+    """Read and decode a file (see :func:`decode_bytes`). An Analyze / NIfTI pair is read from
+    either of its files (``x.hdr`` or ``x.img``) when the other lies beside it."""
+    from brainmri.inference.nifti import PAIR_SUFFIXES, pair_partner
+
+    p = Path(path)
+    check_file(p, folder="is a folder, not a file")
+    data = _read_file(p, str(p))
+    partner = pair_partner(p)
+    voxel_file = p.name.lower().endswith(tuple(img for _, img in PAIR_SUFFIXES))
+    if voxel_file and sniff_bytes(data[:64 * 1024]) is None:  # raw voxels: the header beside it says what they are
+        if partner is None:
+            raise ImageReadError(str(p), "unsupported content; if it is the voxel file (.img) of an Analyze / NIfTI pair, its header "
+                                         "(.hdr, same name) must lie beside it; or give a single-file .nii / .nii.gz")
+        return decode_bytes(_read_file(partner, f"{p} (its header {partner.name})"), str(p), image_data=data, **kwargs)
+    if partner is not None and not voxel_file and sniff_bytes(data[:64 * 1024]) == "nifti":
+        return decode_bytes(data, str(p), image_data=_read_file(partner, f"{p} (its voxel file {partner.name})"), **kwargs)
     return decode_bytes(data, str(p), **kwargs)
 
 

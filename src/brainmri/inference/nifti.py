@@ -1,4 +1,5 @@
-"""Read NIfTI volumes (``.nii`` / ``.nii.gz``) into grayscale ``uint8`` slices.
+"""Read NIfTI volumes (``.nii`` / ``.nii.gz``, or a ``.hdr`` + ``.img`` NIfTI-1 / Analyze 7.5 pair)
+into grayscale ``uint8`` slices.
 
 The volume is reoriented to the closest canonical (RAS+) orientation, so ``axial`` /
 ``coronal`` / ``sagittal`` mean the same thing for every file; a slice is rotated so anterior /
@@ -10,7 +11,13 @@ middle), ``all``, ``A:B`` or ``A:B:STEP`` (a range, end exclusive), or one index
 """
 from __future__ import annotations
 
+import io
+import logging
+import threading
+import warnings
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +32,26 @@ MAX_DECOMPRESSED_BYTES = 2 * 1024**3  # refuse gzip bombs
 MAX_VOXELS = 160_000_000  # one 3-D volume, read as float32 (~640 MB): 512 x 512 x 600 fits, 800^3 does not
 MAX_VOXEL_RATIO = 50.0  # in-plane voxel sizes further apart than this (e.g. 0.2 mm x 10 mm) are not a scan to resample
 MAX_SLICE_SIDE = 2048  # a resampled slice is scaled down to this side at most (the model sees 160-224 px)
+PAIR_SUFFIXES = ((".hdr", ".img"), (".hdr.gz", ".img.gz"))  # header, voxels of an Analyze / NIfTI pair
+
+log = logging.getLogger(__name__)
+_reading = threading.local()  # the messages nibabel logs while this thread reads a volume
+
+
+class _CollectNibabelRecords(logging.Filter):
+    """nibabel logs each header fix (``pixdim[1,2,3] should be positive; setting to abs...``) on
+    its own handler and again on the root's, without the file's name: while a volume is read they
+    are collected instead, for one line that names the file (:func:`_nibabel_messages`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        sink = getattr(_reading, "sink", None)
+        if sink is None:
+            return True
+        sink.append((record.levelno, record.getMessage()))
+        return False
+
+
+logging.getLogger("nibabel.global").addFilter(_CollectNibabelRecords())
 
 
 @dataclass
@@ -40,6 +67,22 @@ class NiftiSlices:
     images: list[np.ndarray]
     indices: list[int]
     info: dict[str, Any] = field(default_factory=dict)
+
+
+def pair_partner(path: str | Path) -> Path | None:
+    """The other file of an Analyze / NIfTI pair beside ``path`` (``x.hdr`` <-> ``x.img``, or
+    ``x.hdr.gz`` <-> ``x.img.gz``, either case), or ``None`` when ``path`` is no such file or its
+    partner is missing."""
+    p = Path(path)
+    lower = p.name.lower()
+    for hdr, img in PAIR_SUFFIXES:
+        for mine, other in ((hdr, img), (img, hdr)):
+            if lower.endswith(mine):
+                stem = p.name[: -len(mine)]
+                for suffix in (other, other.upper()):
+                    if (p.with_name(stem + suffix)).is_file():
+                        return p.with_name(stem + suffix)
+    return None
 
 
 def volume_name(path: str | Path) -> str:
@@ -92,9 +135,11 @@ def parse_slices(spec: str, n: int, validate_only: bool = False) -> list[int]:
         parts = s.split(":")
         if len(parts) == 1:
             idx = [int(parts[0])]
+            if idx[0] < 0:  # counted from 0; no negative (from the end) indices
+                raise bad
         elif len(parts) in (2, 3):
             a = int(parts[0]) if parts[0] else 0
-            b = int(parts[1]) if parts[1] else n
+            b = int(parts[1]) if parts[1] else (n if not validate_only else a + 1)  # "A:" runs to the volume's end, whatever its size
             step = int(parts[2]) if len(parts) == 3 and parts[2] else 1
             if step < 1 or a < 0 or b < 0:
                 raise bad
@@ -134,19 +179,44 @@ def _gunzip(data: bytes, name: str, max_bytes: int) -> bytes:
     return out
 
 
-def _load_volume(data: bytes, name: str, max_bytes: int) -> tuple[np.ndarray, tuple[float, ...], dict[str, Any]]:
+def _image_class(raw: bytes) -> Any:
+    """nibabel's class for a header: NIfTI-1 / -2 single file (magic ``n+1`` / ``n+2``), NIfTI-1 /
+    -2 pair (``ni1`` / ``ni2``) or, with no NIfTI magic, Analyze 7.5 (read as SPM2 Analyze, as
+    ``nibabel.load`` does)."""
+    import nibabel as nib
+
+    n2 = len(raw) >= 4 and 540 in (int.from_bytes(raw[:4], "little"), int.from_bytes(raw[:4], "big"))
+    magic = raw[4:7] if n2 else raw[344:347]
+    if magic in (b"ni1", b"ni2"):
+        return nib.Nifti2Pair if n2 else nib.Nifti1Pair
+    if magic in (b"n+1", b"n+2") or n2:
+        return nib.Nifti2Image if n2 else nib.Nifti1Image
+    return nib.Spm2AnalyzeImage
+
+
+def _load_volume(data: bytes, name: str, max_bytes: int, image_data: bytes | None = None) -> tuple[np.ndarray, tuple[float, ...], dict[str, Any]]:
     import nibabel as nib
 
     raw = _gunzip(data, name, max_bytes) if data[:2] == b"\x1f\x8b" else data
-    cls = nib.Nifti2Image if len(raw) >= 4 and int.from_bytes(raw[:4], "little") == 540 else nib.Nifti1Image
+    cls = _image_class(raw)
     info: dict[str, Any] = {"format": "nifti"}
     try:
-        img = cls.from_bytes(raw)
+        if "header" in dict(cls.files_types):  # a pair: the header's voxels are in its .img file
+            if image_data is None:
+                raise ImageReadError(name, "is the header of an Analyze / NIfTI pair (.hdr + .img) and holds no voxels: give it with its "
+                                           ".img file beside it (same name), or a single-file .nii / .nii.gz")
+            voxels_raw = _gunzip(image_data, name, max_bytes) if image_data[:2] == b"\x1f\x8b" else image_data
+            files = {"header": io.BytesIO(raw), "image": io.BytesIO(voxels_raw), "mat": io.BytesIO(b"")}  # no SPM .mat affine
+            img = cls.from_file_map(cls.make_file_map({k: v for k, v in files.items() if k in dict(cls.files_types)}))
+        else:
+            img = cls.from_bytes(raw)
         if img.get_data_dtype().fields is not None:  # RGB24 / RGBA32 voxels: a rendered picture, not MR intensities
             kind = "".join(img.get_data_dtype().names)
             raise ImageReadError(name, f"NIfTI volume has colour ({kind}) voxels: a rendered picture, not gray MR intensities")
         shape = tuple(int(d) for d in img.shape)
         info["shape"] = list(shape)
+        while len(shape) > 4 and shape[-1] == 1:  # (X, Y, Z, T, 1, ...): trailing singleton dimensions say nothing
+            img, shape = img.slicer[..., 0], shape[:-1]
         if len(shape) == 4:  # only the first volume is read, not all of them
             if shape[3] > 1:
                 info["note"] = f"4-D volume with {shape[3]} volumes: the first one is used"
@@ -218,17 +288,48 @@ def _slice_image(vol: np.ndarray, axis: int, index: int, zooms: tuple[float, ...
     return img
 
 
-def read_nifti(data: bytes, name: str, axis: str | int = "axial", slices: str = "middle", max_bytes: int = MAX_DECOMPRESSED_BYTES) -> NiftiSlices:
+@contextmanager
+def _nibabel_messages(name: str) -> Iterator[list[tuple[int, str]]]:
+    """The Python warnings and log records nibabel emits while reading ``name`` (header fixes,
+    odd extensions, overflowing scale factors) become one log line naming the file, instead of
+    ``/path/nifti1.py:769: UserWarning`` lines and nameless repeats on stderr. The line is written
+    only when the block ends without an error (an error names the file and the problem itself)."""
+    records: list[tuple[int, str]] = []
+    previous = getattr(_reading, "sink", None)
+    _reading.sink = records
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield records
+    finally:
+        _reading.sink = previous
+    records += [(logging.WARNING, str(w.message)) for w in caught]
+    if records:
+        text = "; ".join(dict.fromkeys(" ".join(m.split()) for _, m in records))
+        log.log(max(level for level, _ in records), "%s: NIfTI reader: %s", name, text[:400])
+
+
+def read_nifti(
+    data: bytes,
+    name: str,
+    axis: str | int = "axial",
+    slices: str = "middle",
+    max_bytes: int = MAX_DECOMPRESSED_BYTES,
+    image_data: bytes | None = None,
+) -> NiftiSlices:
     """Decode a NIfTI file's bytes and cut the selected slices.
 
-    ``max_bytes`` caps the decompressed size of a ``.nii.gz`` (gzip bombs).
+    ``max_bytes`` caps the decompressed size of a ``.nii.gz`` (gzip bombs). ``image_data``: the
+    ``.img`` file's bytes when ``data`` is the ``.hdr`` of an Analyze / NIfTI pair.
 
     Raises:
-        ImageReadError: unreadable, not 3-/4-D, NaN/inf voxels, empty (constant) volume, or a
-            selection outside the volume.
+        ImageReadError: unreadable, not 3-/4-D (trailing dimensions of 1 aside), NaN/inf voxels,
+            empty (constant) volume, a pair's header without its voxels, or a selection outside
+            the volume.
     """
     ax = parse_axis(axis)
-    vol, zooms, info = _load_volume(data, name, max_bytes)
+    with _nibabel_messages(name):
+        vol, zooms, info = _load_volume(data, name, max_bytes, image_data)
     n = vol.shape[ax]
     indices = parse_slices(slices, n)
     if not indices:

@@ -278,12 +278,31 @@ def resolution_reason(raw_image: np.ndarray, image_size: int | None) -> str | No
     return None
 
 
+# DICOM Modality codes (PS3.3 C.7.3.1.1.1) of images that are not MR. OT (other), a missing or an
+# unknown code say nothing and are left to the image tests.
+NON_MR_MODALITIES = frozenset({
+    "CT", "CR", "DX", "US", "MG", "PT", "NM", "XA", "RF", "IO", "PX", "RG", "BMD", "ES", "XC", "GM", "SM",
+    "OP", "OPT", "OCT", "IVUS", "IVOCT", "ECG", "EPS", "HD", "DG", "TG", "LS", "BI", "SR", "SEG", "RTIMAGE",
+    "RTDOSE", "RTSTRUCT", "RTPLAN", "KO", "PR", "DOC",
+})
+
+
+def modality_reason(modality: str | None) -> str | None:
+    """Why an image whose DICOM Modality tag names another kind of scan (CT, a radiograph,
+    ultrasound, PET...) is not classified as a brain MRI, or ``None`` (MR, OT, missing, unknown)."""
+    code = str(modality or "").strip().upper()
+    if code in NON_MR_MODALITIES:
+        return f"DICOM Modality {code}, not MR (the model reads brain MRI)"
+    return None
+
+
 def check_ood(
     raw_image: np.ndarray,
     logits: torch.Tensor | np.ndarray | None,
     ood_cfg: dict[str, Any] | None,
     colorfulness_value: float | None = None,
     image_size: int | None = None,
+    modality: str | None = None,
 ) -> tuple[bool, str | None]:
     """Decide whether one input is out of distribution.
 
@@ -296,6 +315,8 @@ def check_ood(
             gray decode.
         image_size: the model's input size: an image far smaller is refused
             (:func:`resolution_reason`).
+        modality: a DICOM file's Modality tag: one that names another kind of scan is refused
+            (:func:`modality_reason`).
 
     Returns:
         ``(is_ood, reason)``; the reason names the failing statistic and its limit.
@@ -303,7 +324,7 @@ def check_ood(
     cfg = ood_cfg or {}
     if cfg.get("enabled", True) is False:
         return False, None
-    reason = resolution_reason(raw_image, image_size) or input_reason(image_stats(raw_image, colorfulness_value), cfg.get("input_limits"))
+    reason = modality_reason(modality) or resolution_reason(raw_image, image_size) or input_reason(image_stats(raw_image, colorfulness_value), cfg.get("input_limits"))
     if reason:
         return True, reason
     threshold = cfg.get("energy_threshold")

@@ -2,7 +2,9 @@
 
 A file called ``scan.png`` that holds text is refused as unsupported; a DICOM file with no
 extension is read as DICOM. Recognised: DICOM (``DICM`` at offset 128), NIfTI-1/-2 (raw or
-gzip-compressed: the header's ``sizeof_hdr`` and magic), PNG, JPEG, BMP, TIFF, GIF, WebP.
+gzip-compressed: the header's ``sizeof_hdr`` and magic; also the ``.hdr`` of a pair, and an
+Analyze 7.5 ``.hdr``: a 348-byte file with that ``sizeof_hdr`` and 1-7 dimensions), PNG, JPEG,
+BMP, TIFF, GIF, WebP.
 
 Example:
     >>> sniff_bytes(b"\\x89PNG\\r\\n\\x1a\\n" + bytes(20))
@@ -42,6 +44,10 @@ def _is_nifti_header(head: bytes) -> bool:
     if len(head) >= 12:
         for order in ("little", "big"):
             if int.from_bytes(head[:4], order) == 540 and head[4:7] in (b"n+2", b"ni2"):
+                return True
+    if len(head) == 348:  # an Analyze 7.5 header (no magic) is a file of exactly its 348 bytes
+        for order in ("little", "big"):
+            if int.from_bytes(head[:4], order) == 348 and 1 <= int.from_bytes(head[40:42], order) <= 7:
                 return True
     return False
 
