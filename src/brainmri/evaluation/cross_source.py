@@ -314,7 +314,7 @@ def _slice_ood(raw_slices: list[np.ndarray], logits: np.ndarray, meta, paths: li
     the training images), with the first reasons: their rates are not a judgement of the model."""
     from brainmri.inference.ood import check_ood
 
-    flags = [check_ood(img, torch.from_numpy(row).float(), meta.ood, image_size=meta.preprocess.image_size) for img, row in zip(raw_slices, logits)]
+    flags = [check_ood(img, torch.from_numpy(row).float(), meta.ood, image_size=meta.preprocess.image_size, montage=False) for img, row in zip(raw_slices, logits)]
     bad = [(p, reason) for p, (ood, reason) in zip(paths, flags) if ood]
     return {"n": len(bad), "of": len(paths), "mask": [bool(ood) for ood, _ in flags], "examples": [f"{p}: {r}" for p, r in bad[:5]]}
 

@@ -293,15 +293,16 @@ class Classifier:
         for d in decoded:
             n = len(d.images)
             modality = d.info.get("modality") if d.info.get("format") == "dicom" else None
-            rows = [self._image_result(img, logits[k + j], probs[k + j], d.colorfulness, modality) for j, img in enumerate(d.images)]
+            rows = [self._image_result(img, logits[k + j], probs[k + j], d.colorfulness, modality, montage=not d.is_volume)
+                    for j, img in enumerate(d.images)]
             k += n
             results.append(self._volume_prediction(d, rows) if d.is_volume else self._image_prediction(d, rows[0]))
         return results
 
     def _image_result(self, gray: np.ndarray, logits: torch.Tensor, probs: np.ndarray, colour: float | None,
-                      modality: str | None = None) -> dict[str, Any]:
+                      modality: str | None = None, montage: bool = True) -> dict[str, Any]:
         ood, reason = check_ood(gray, logits, self.meta.ood, colorfulness_value=colour, image_size=self.meta.preprocess.image_size,
-                                modality=modality)
+                                modality=modality, montage=montage)
         top = int(probs.argmax())
         return {
             "label": None if ood else self.class_names[top],
