@@ -283,3 +283,11 @@ def test_predict_batch_and_predict_check_axis_and_slices_first(tmp_path, tiny_cl
         tiny_clf.predict_batch([str(tmp_path / "a.png"), str(tmp_path / "missing.nii.gz")], **kwargs)
     with pytest.raises(ConfigError, match=message):
         tiny_clf.predict(str(tmp_path / "a.png"), **kwargs)
+
+
+def test_a_pair_named_twice_by_a_glob_gives_one_result_under_its_header(tmp_path, tiny_ckpt) -> None:
+    nib.save(nib.Nifti1Pair(_volume(), np.eye(4)), str(tmp_path / "pair.hdr"))
+    out = tmp_path / "out" / "r.json"
+    assert main(["predict", str(tmp_path / "pair.*"), str(tmp_path / "pair.img"), "-c", str(tiny_ckpt), "--json", str(out)]) == 0
+    [row] = json.loads(out.read_text())["results"]
+    assert row["path"] == str(tmp_path / "pair.hdr") and row["error"] is None

@@ -35,11 +35,15 @@ def _wanted_in_folder(p: Path) -> bool:
 
 def expand_inputs(specs: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
     """Paths, folders and glob patterns -> (files in order, unmatched specs with a reason)."""
+    from brainmri.inference.nifti import pair_partner
+
     files: list[str] = []
     missing: list[tuple[str, str]] = []
     seen: set[str] = set()
 
     def add(path: Path) -> None:
+        if path.name.lower().endswith((".img", ".img.gz")) and (header := pair_partner(path)) is not None:
+            path = header  # one result per Analyze / NIfTI pair, under its header's name, however it was named
         key = str(path)
         if key not in seen:
             seen.add(key)
