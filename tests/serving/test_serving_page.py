@@ -204,7 +204,10 @@ def test_a_file_dropped_on_the_page_is_classified(server, browser, tmp_path) -> 
 
     scan = tmp_path / "dropped.png"
     Image.fromarray(phantom(0, size=80, seed=3)).save(scan)
+    from selenium.webdriver.support.ui import WebDriverWait
+
     browser.get(server + "/")
+    WebDriverWait(browser, 10).until(lambda d: "Model:" in d.find_element(By.ID, "model-info").text)  # the page's script has run
     data = base64.b64encode(scan.read_bytes()).decode()
     browser.execute_script("""
         const bytes = Uint8Array.from(atob(arguments[0]), (c) => c.charCodeAt(0));
