@@ -27,3 +27,16 @@ def tiny_run_config(phantom_split, tmp_path):
         return cfg
 
     return make
+
+
+@pytest.fixture
+def small(tiny_run_config):
+    """The shared phantoms through the small CNN at 32 px: a 1-epoch run takes a few seconds."""
+
+    def make(**train):
+        cfg = tiny_run_config(**{"batch_size": 8, **train})
+        cfg.model.name = "seed002_cnn"
+        cfg.preprocess.image_size = 32
+        return cfg
+
+    return make

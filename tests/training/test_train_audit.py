@@ -23,17 +23,6 @@ from brainmri.training.callbacks import TrainingInterrupted
 from brainmri.training.rundir import LOCK, STASH, RunDirLock, load_config_for_resume
 
 
-@pytest.fixture
-def small(tiny_run_config):
-    def make(**train):
-        cfg = tiny_run_config(**{"batch_size": 8, **train})
-        cfg.model.name = "seed002_cnn"
-        cfg.preprocess.image_size = 32
-        return cfg
-
-    return make
-
-
 class _SigtermAt(pl.Callback):
     def __init__(self, epoch: int, batch: int):
         self.at = (epoch, batch)

@@ -27,19 +27,6 @@ from brainmri.training.module import ClassifierModule
 from brainmri.training.rundir import ENV_RUN_DIR, check_run_dir_free, inherited_run_dir, run_key
 
 
-@pytest.fixture
-def small(tiny_run_config):
-    """The shared phantoms through the small CNN at 32 px: a 1-epoch run takes a few seconds."""
-
-    def make(**train):
-        cfg = tiny_run_config(**{"batch_size": 8, **train})
-        cfg.model.name = "seed002_cnn"
-        cfg.preprocess.image_size = 32
-        return cfg
-
-    return make
-
-
 def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
